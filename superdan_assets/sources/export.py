@@ -24,7 +24,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from superdan_assets.ml.schema import (
     CANONICAL_COLUMNS,
