@@ -9,7 +9,8 @@ real data, not a list typed from memory, and it must ship inside the package (th
 where ``../shared/data`` does not exist). The file stores each known value with how often it
 occurred in 2012-2018, so a reviewer can see which values are rare, plus the coordinate box
 (latitude/longitude as the design fixes them, state-plane x/y learnt from the rows inside that
-box, rounded outwards). Prints one JSON summary line.
+box, rounded outwards). Raw location descriptions also accept the normalised (post-2018) spelling
+of a known value. Prints one JSON summary line.
 """
 
 from __future__ import annotations
@@ -37,7 +38,14 @@ LONGITUDE_BOUNDS = (-87.94, -87.52)
 #: State-plane feet are rounded outwards to this step so the box is a little wider than the data.
 XY_ROUNDING_FEET = 5_000
 
-RAW_CATEGORICAL = ("primary_type", "location_description", "district", "beat", "ward", "community_area")
+RAW_CATEGORICAL = (
+    "primary_type",
+    "location_description",
+    "district",
+    "beat",
+    "ward",
+    "community_area",
+)
 FEATURE_CATEGORICAL = ("location_description", "district", "beat", "ward", "community_area")
 
 
@@ -66,13 +74,19 @@ def build(raw: pd.DataFrame) -> dict:
     normalised_locations = normalise_location_description(raw["location_description"])
     features = {c: value_counts(raw[c]) for c in FEATURE_CATEGORICAL if c != "location_description"}
     features["location_description"] = value_counts(normalised_locations)
+    raw_known = {c: value_counts(raw[c]) for c in RAW_CATEGORICAL}
+    # The portal re-punctuated location wording after 2018 ("RESIDENCE-GARAGE" became
+    # "RESIDENCE - GARAGE"); the normalised spelling of a known value is the same place, so it
+    # is known too (count 0: never seen in that spelling in the reference period).
+    for value in features["location_description"]:
+        raw_known["location_description"].setdefault(value, 0)
     return {
         "city": "chicago",
         "generated_by": "scripts/build_known_values.py",
         "source": "Chicago 'Crimes - 2001 to Present' bulk export (../shared/data/chicago)",
         "period": [str(raw["date"].min().date()), str(raw["date"].max().date())],
         "rows": len(raw),
-        "raw_crimes": {c: value_counts(raw[c]) for c in RAW_CATEGORICAL},
+        "raw_crimes": raw_known,
         "crime_features": {c: features[c] for c in FEATURE_CATEGORICAL},
         "bounds": {
             "latitude": list(LATITUDE_BOUNDS),

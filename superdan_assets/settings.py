@@ -54,6 +54,13 @@ class Settings:
     soda_url: str
     arcgis_url: str
     refetch_days: int
+    endpoint_backend: str  # "local" | "sagemaker"
+    endpoint_port: int
+    endpoint_workers: int
+    sagemaker_endpoint_name: str
+    sagemaker_image_uri: str | None
+    sagemaker_role_arn: str | None
+    sagemaker_instance_type: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -74,6 +81,11 @@ class Settings:
         bucket = _env("SUPERDAN_S3_BUCKET")
         if storage == "s3" and not bucket:
             raise ValueError("SUPERDAN_STORAGE=s3 needs SUPERDAN_S3_BUCKET")
+        backend = _env("SUPERDAN_ENDPOINT_BACKEND", "local")
+        if backend not in ("local", "sagemaker"):
+            raise ValueError(
+                f"SUPERDAN_ENDPOINT_BACKEND={backend!r} is not one of 'local', 'sagemaker'"
+            )
         return cls(
             home=home,
             data_dir=Path(_env("SUPERDAN_DATA_DIR", str(home / "data"))).expanduser().resolve(),
@@ -91,4 +103,11 @@ class Settings:
                 "FeatureServer/2/query",
             ),
             refetch_days=int(_env("SUPERDAN_REFETCH_DAYS", "7")),
+            endpoint_backend=backend,
+            endpoint_port=int(_env("SUPERDAN_ENDPOINT_PORT", "8080")),
+            endpoint_workers=int(_env("SUPERDAN_ENDPOINT_WORKERS", "1")),
+            sagemaker_endpoint_name=_env("SUPERDAN_SAGEMAKER_ENDPOINT", "superdan-crime-model"),
+            sagemaker_image_uri=_env("SUPERDAN_SAGEMAKER_IMAGE_URI"),
+            sagemaker_role_arn=_env("SUPERDAN_SAGEMAKER_ROLE_ARN"),
+            sagemaker_instance_type=_env("SUPERDAN_SAGEMAKER_INSTANCE_TYPE", "ml.m5.large"),
         )

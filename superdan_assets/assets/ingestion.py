@@ -1,14 +1,18 @@
 """raw_crimes: one day of reports as the source gave them, in the canonical schema."""
 
 import time
+from pathlib import Path
 
 import pandas as pd
 from dagster import AssetExecutionContext, BackfillPolicy, MetadataValue, Output, asset
 
 from superdan_assets.assets.metadata import counts_metadata, preview_metadata, timestamp_text
+from superdan_assets.assets.quality import validate_step
+from superdan_assets.checks.dagster_results import quality_check_specs
 from superdan_assets.ml.schema import check_canonical
 from superdan_assets.partitions import daily_partitions
 from superdan_assets.resources.sources import CrimeSourceResource
+from superdan_assets.resources.storage import StorageResource
 from superdan_assets.sources.base import naive_local
 
 
@@ -21,12 +25,15 @@ from superdan_assets.sources.base import naive_local
     metadata={"partition_expr": "date"},
     kinds={"pandas", "parquet"},
     group_name="ingestion",
+    check_specs=quality_check_specs("raw_crimes"),
     description=(
         "Crime reports by day of occurrence (America/Chicago), exactly as the source gave them "
         "but in the one canonical schema. Re-materializing a day replaces it (late reports)."
     ),
 )
-def raw_crimes(context: AssetExecutionContext, crime_source: CrimeSourceResource) -> Output:
+def raw_crimes(
+    context: AssetExecutionContext, crime_source: CrimeSourceResource, storage: StorageResource
+):
     window = context.partition_time_window
     start = naive_local(pd.Timestamp(window.start), daily_partitions.timezone)
     end = naive_local(pd.Timestamp(window.end), daily_partitions.timezone)
@@ -39,7 +46,13 @@ def raw_crimes(context: AssetExecutionContext, crime_source: CrimeSourceResource
     seconds = time.monotonic() - started
     context.log.info(f"fetched {len(frame)} rows in {seconds:.1f} s")
     frame = frame.sort_values(["date", "id"], kind="stable").reset_index(drop=True)
-    return Output(
+    # Validated before the IO manager replaces the stored days, so ids can be reconciled
+    # with what was stored before this fetch.
+    _, check_results = validate_step(
+        "raw_crimes", frame, list(context.partition_keys), storage.partitions(),
+        Path(storage.docs_dir), context.log.info, compare_with_stored=True,
+    )
+    yield Output(
         frame,
         metadata={
             "row_count": len(frame),
@@ -56,3 +69,4 @@ def raw_crimes(context: AssetExecutionContext, crime_source: CrimeSourceResource
             "window": MetadataValue.text(f"[{start.isoformat()}, {end.isoformat()})"),
         },
     )
+    yield from check_results

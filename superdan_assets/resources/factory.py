@@ -6,8 +6,11 @@ one place that turns those into resource instances, so ``definitions.py`` stays 
 
 from __future__ import annotations
 
+from superdan_assets.resources.endpoint import EndpointResource
 from superdan_assets.resources.io_managers import PartitionedParquetIOManager
 from superdan_assets.resources.sources import CrimeSourceResource
+from superdan_assets.resources.storage import StorageResource
+from superdan_assets.resources.tracking import ExperimentTracker
 from superdan_assets.settings import Settings
 
 
@@ -19,6 +22,26 @@ def build_resources(settings: Settings) -> dict[str, object]:
             s3_bucket=settings.s3_bucket,
             s3_prefix=settings.s3_prefix,
         ),
+        "storage": StorageResource(
+            storage=settings.storage,
+            base_dir=str(settings.data_dir),
+            s3_bucket=settings.s3_bucket,
+            s3_prefix=settings.s3_prefix,
+            cache_dir=str(settings.home / "cache"),
+            docs_dir=str(settings.home / "data_docs"),
+        ),
+        "endpoint": EndpointResource(
+            backend=settings.endpoint_backend,
+            state_dir=str(settings.home / "endpoint"),
+            port=settings.endpoint_port,
+            workers=settings.endpoint_workers,
+            sagemaker_endpoint_name=settings.sagemaker_endpoint_name,
+            sagemaker_bucket=settings.s3_bucket,
+            sagemaker_image_uri=settings.sagemaker_image_uri,
+            sagemaker_role_arn=settings.sagemaker_role_arn,
+            sagemaker_instance_type=settings.sagemaker_instance_type,
+        ),
+        "tracker": ExperimentTracker(directory=str(settings.home / "wandb")),
         "crime_source": CrimeSourceResource(
             kind=settings.source,
             export_path=settings.export_path,

@@ -222,6 +222,14 @@ class ExportSource:
         result = concat_canonical(parts) if parts else empty_frame()
         return result[CANONICAL_COLUMNS].reset_index(drop=True)
 
+    def date_range(self, progress: Progress | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """First and last occurrence time across the export files (parses uncached files)."""
+        infos = [self._describe(p, progress or noop_progress) for p in list_export_files(self.path)]
+        dated = [i for i in infos if i.min_date is not None]
+        if not dated:
+            raise SourceError(f"the export files at {str(self.path)!r} contain no incidents")
+        return min(i.min_date for i in dated), max(i.max_date for i in dated)
+
     def count_rows(self) -> int:
         """Rows across all export files (what a full backfill must store)."""
         return sum(self._describe(p, noop_progress).rows for p in list_export_files(self.path))

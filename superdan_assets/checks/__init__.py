@@ -1,0 +1,13 @@
+"""Data-quality checks: Great Expectations 1.x suites per asset, and the Dagster checks made of them.
+
+Modules, one job each:
+
+* ``suites``: the ``raw_crimes`` and ``crime_features`` suites as code (names, severities, why).
+* ``validate``: ``validate_raw_crimes`` / ``validate_crime_features`` -> ``ValidationOutcome``.
+* ``dagster_results``: ``quality_check_specs``, ``asset_check_results`` and
+  ``partitions_passing_blocking_checks`` for the asset, check and training wiring.
+* ``history``, ``ids``, ``known_values``: learnt bounds, id reconciliation, Chicago's known values.
+* ``gx_runtime``, ``gx_expectations``: the shared ephemeral GX context and a custom expectation.
+
+Great Expectations is imported lazily, on the first validation, never when these modules load.
+"""

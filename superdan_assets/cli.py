@@ -1,0 +1,134 @@
+"""The ``superdan`` command: ``serve`` and ``train`` (the container entrypoints), ``pipeline``.
+
+This module imports nothing heavy at the top: ``serve`` must pin the numeric libraries to one
+thread before numpy loads, and neither ``serve`` nor ``train`` may import Dagster (the
+container runs them without the orchestrator in a hot path). ``pipeline`` hands its arguments
+to ``superdan_assets.runner``, which does use Dagster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+#: Default listen address of ``serve``. The image sets it to 0.0.0.0, because SageMaker starts
+#: the container as ``docker run IMAGE serve``, which replaces any arguments given in CMD.
+HOST_ENV = "SUPERDAN_SERVE_HOST"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="superdan",
+        description="Crime-type model platform: serve or train the model (SageMaker layout), "
+        "or run the data pipeline.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the inference endpoint (SageMaker contract: /ping, /invocations)",
+        description="Serve the model over HTTP. Port, workers, timeout and body limit default to "
+        "SAGEMAKER_BIND_TO_PORT (8080), SAGEMAKER_MODEL_SERVER_WORKERS (CPU count), "
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT (60 s) and SAGEMAKER_MAX_PAYLOAD_IN_MB (5); "
+        "SUPERDAN_BATCH_WAIT_MS (1.5) bounds how long a request waits to share a model call.",
+    )
+    serve.add_argument("--model-dir", default=None, help="artifact directory (/opt/ml/model)")
+    serve.add_argument(
+        "--host",
+        default=os.environ.get(HOST_ENV) or "127.0.0.1",
+        help=f"address to listen on ({HOST_ENV}, else 127.0.0.1; the image sets 0.0.0.0)",
+    )
+    serve.add_argument("--port", type=int, default=None, help="TCP port (8080)")
+    serve.add_argument("--workers", type=int, default=None, help="worker processes (CPU count)")
+    serve.add_argument(
+        "--no-micro-batching",
+        dest="micro_batching",
+        action="store_false",
+        help="score every request on its own instead of batching concurrent ones",
+    )
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+
+    train = commands.add_parser(
+        "train",
+        help="train and evaluate a model (SageMaker training layout)",
+        description="Train on the training channel's bulk export files, holding out the last "
+        "holdout_days (28) for evaluation, and write the model artifact. Paths default to "
+        "SM_CHANNEL_TRAINING, SM_MODEL_DIR, SM_OUTPUT_DIR, then the /opt/ml layout.",
+    )
+    train.add_argument(
+        "--training-dir", default=None, help="input data (/opt/ml/input/data/training)"
+    )
+    train.add_argument("--model-dir", default=None, help="artifact output (/opt/ml/model)")
+    train.add_argument(
+        "--hyperparameters",
+        default=None,
+        help="hyper-parameters JSON (/opt/ml/input/config/hyperparameters.json)",
+    )
+    train.add_argument(
+        "--output-dir", default=None, help="where the failure file goes (/opt/ml/output)"
+    )
+
+    commands.add_parser(
+        "pipeline",
+        help="run the data pipeline (arguments are passed to superdan_assets.runner)",
+        add_help=False,
+    )
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Before anything imports numpy: one thread per worker for OpenMP/BLAS.
+    from superdan_assets.serving.threads import pin_numeric_threads
+
+    pin_numeric_threads()
+    from superdan_assets.serving.settings import SettingsError, resolve_settings
+
+    try:
+        settings = resolve_settings(
+            model_dir=args.model_dir,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            micro_batching=args.micro_batching,
+            access_log=args.access_log,
+        )
+    except SettingsError as exc:
+        print(f"superdan serve: {exc}", file=sys.stderr)
+        return 2
+    from superdan_assets.serving.supervisor import serve
+
+    return serve(settings)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from superdan_assets.serving.threads import training_thread_policy
+
+    training_thread_policy()
+    from superdan_assets.serving import training_job
+
+    paths = training_job.TrainingPaths.resolve(
+        training_dir=args.training_dir,
+        model_dir=args.model_dir,
+        hyperparameters_file=args.hyperparameters,
+        output_dir=args.output_dir,
+    )
+    return training_job.main(paths)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``superdan`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "pipeline":
+        from superdan_assets import runner
+
+        return int(runner.main(argv[1:]) or 0)
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _train(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

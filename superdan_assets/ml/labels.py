@@ -1,0 +1,252 @@
+"""Labels and the fixed-schema feature rows (the ``crime_features`` asset) from raw incidents.
+
+The task is a binary one: given where and when a property crime happened, is it a burglary
+(label 1) or a larceny/theft (label 0)? Everything here is a pure function of a canonical raw
+frame (see :mod:`superdan_assets.ml.schema`), so the daily asset, the training command of the
+container and the benchmark all cut the data the same way.
+
+Why the explicit lists of columns: several canonical columns encode the answer (``iucr``,
+``description`` and ``fbi_code`` are the crime classification itself, ``primary_type`` is the
+label, ``arrest`` is an outcome recorded afterwards, ids and ``updated_on`` are bookkeeping).
+The feature rows keep only :data:`MODEL_INPUT_COLUMNS`, so a leak cannot reach the model even
+by accident.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+#: ``primary_type`` values (upper-cased) of the negative class: Chicago THEFT, Rochester Larceny.
+THEFT_TYPES: frozenset[str] = frozenset({"THEFT", "LARCENY"})
+#: ``primary_type`` values (upper-cased) of the positive class.
+BURGLARY_TYPES: frozenset[str] = frozenset({"BURGLARY"})
+#: FBI codes used when a row has no ``primary_type``: 06 larceny, 05 burglary.
+THEFT_FBI_CODE = "06"
+BURGLARY_FBI_CODE = "05"
+#: Financial identity thefts: filed as THEFT but have no real place or time of a theft.
+EXCLUDED_IUCR: frozenset[str] = frozenset({"0840", "0841", "0842", "0843"})
+
+#: Canonical columns the model may read. Everything else is a leak or bookkeeping.
+MODEL_INPUT_COLUMNS: tuple[str, ...] = (
+    "date",
+    "block",
+    "location_description",
+    "domestic",
+    "beat",
+    "district",
+    "ward",
+    "community_area",
+    "latitude",
+    "longitude",
+)
+
+#: Canonical columns that must never be model inputs, and why.
+LEAK_COLUMNS: dict[str, str] = {
+    "iucr": "the crime classification code encodes the label",
+    "description": "the crime sub-type encodes the label",
+    "fbi_code": "FBI code 06/05 is the label",
+    "primary_type": "is the label",
+    "arrest": "an outcome recorded after the fact",
+    "id": "an identifier",
+    "case_number": "an identifier",
+    "updated_on": "bookkeeping, recorded after the fact",
+}
+
+LABEL_COLUMN = "label"
+
+#: The ``crime_features`` schema: model-input columns plus ``label``, always these dtypes,
+#: whatever categories a day happens to contain.
+FEATURE_ROW_DTYPES: dict[str, str] = {
+    "date": "datetime64[ns]",
+    "block": "string",
+    "location_description": "string",
+    "domestic": "boolean",
+    "beat": "string",
+    "district": "string",
+    "ward": "string",
+    "community_area": "string",
+    "latitude": "float64",
+    "longitude": "float64",
+    LABEL_COLUMN: "int8",
+}
+FEATURE_ROW_COLUMNS: list[str] = list(FEATURE_ROW_DTYPES)
+
+# -- location descriptions ----------------------------------------------------------------
+
+# Hyphenated words whose hyphen is part of the word, not a separator ("VEHICLE
+# NON-COMMERCIAL", "JAIL / LOCK-UP FACILITY"): these keep their tight hyphen.
+_WORD_HYPHEN = re.compile(r"\b(NON|LOCK|SELF|PRE|CO|RE)-(?=\w)")
+_PROTECTED_HYPHEN = "\u2010"  # a Unicode hyphen, never present in the data
+_SEPARATOR_HYPHEN = re.compile(r"\s*-\s*")
+_SLASH = re.compile(r"\s*/\s*")
+_OPEN_PAREN = re.compile(r"(?<=\w)\s*\(\s*")
+_CLOSE_PAREN = re.compile(r"\s*\)")
+_COMMA = re.compile(r"\s*,\s*")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalise_location_text(text: str) -> str:
+    """Spelling-normalise one location description (no renames; see :data:`LOCATION_RENAMES`).
+
+    Upper-case, one space either side of a separating hyphen or a slash, a space before an
+    opening parenthesis, one space after a comma, whitespace collapsed. Why: the city changed
+    the punctuation of many values after 2018 ("RESIDENCE-GARAGE" became "RESIDENCE -
+    GARAGE", "HOTEL/MOTEL" became "HOTEL / MOTEL"); spelling them one way makes the years one
+    vocabulary without listing every value.
+    """
+    s = _WHITESPACE.sub(" ", str(text).upper()).strip()
+    s = _WORD_HYPHEN.sub(lambda m: m.group(1) + _PROTECTED_HYPHEN, s)
+    s = _SEPARATOR_HYPHEN.sub(" - ", s)
+    s = _SLASH.sub(" / ", s)
+    s = _OPEN_PAREN.sub(" (", s)
+    s = _CLOSE_PAREN.sub(")", s)
+    s = _COMMA.sub(", ", s)
+    s = s.replace(_PROTECTED_HYPHEN, "-")
+    return _WHITESPACE.sub(" ", s).strip()
+
+
+# Renames beyond punctuation, old wording -> the current wording of the Chicago portal (the
+# live API returns the current wording, so that is the canonical one). Keys are written as they
+# appear in the data and normalised below, so they match after normalise_location_text. Found
+# in the 2012-2018 export (a value that disappears in one year while another appears) and in
+# the post-2018 vocabulary of the portal.
+_RAW_LOCATION_RENAMES: dict[str, str] = {
+    # renamed inside 2012-2018
+    "DELIVERY TRUCK": "VEHICLE - DELIVERY TRUCK",
+    "VEHICLE - OTHER RIDE SERVICE": "VEHICLE - OTHER RIDE SHARE SERVICE (LYFT, UBER, ETC.)",
+    "VEHICLE - OTHER RIDE SHARE SERVICE (E.G., UBER, LYFT)": (
+        "VEHICLE - OTHER RIDE SHARE SERVICE (LYFT, UBER, ETC.)"
+    ),
+    # renamed after 2018
+    "OTHER": "OTHER (SPECIFY)",
+    "RESIDENCE PORCH/HALLWAY": "RESIDENCE - PORCH / HALLWAY",
+    "RESIDENTIAL YARD (FRONT/BACK)": "RESIDENCE - YARD (FRONT / BACK)",
+    "PARKING LOT/GARAGE(NON.RESID.)": "PARKING LOT / GARAGE (NON RESIDENTIAL)",
+    "SCHOOL, PUBLIC, BUILDING": "SCHOOL - PUBLIC BUILDING",
+    "SCHOOL, PUBLIC, GROUNDS": "SCHOOL - PUBLIC GROUNDS",
+    "SCHOOL, PRIVATE, BUILDING": "SCHOOL - PRIVATE BUILDING",
+    "SCHOOL, PRIVATE, GROUNDS": "SCHOOL - PRIVATE GROUNDS",
+    "COLLEGE/UNIVERSITY GROUNDS": "COLLEGE / UNIVERSITY - GROUNDS",
+    "COLLEGE/UNIVERSITY RESIDENCE HALL": "COLLEGE / UNIVERSITY - RESIDENCE HALL",
+    "CTA GARAGE / OTHER PROPERTY": "CTA PARKING LOT / GARAGE / OTHER PROPERTY",
+    "POLICE FACILITY/VEH PARKING LOT": "POLICE FACILITY / VEHICLE PARKING LOT",
+    "NURSING HOME/RETIREMENT HOME": "NURSING / RETIREMENT HOME",
+    "OTHER RAILROAD PROP / TRAIN DEPOT": "OTHER RAILROAD PROPERTY / TRAIN DEPOT",
+    "VEHICLE-COMMERCIAL - ENTERTAINMENT/PARTY BUS": (
+        "VEHICLE - COMMERCIAL: ENTERTAINMENT / PARTY BUS"
+    ),
+}
+
+#: Normalised old wording -> normalised current wording.
+LOCATION_RENAMES: dict[str, str] = {
+    normalise_location_text(old): normalise_location_text(new)
+    for old, new in _RAW_LOCATION_RENAMES.items()
+}
+
+
+def normalise_location(text: str) -> str:
+    """One location description in the canonical wording: spelling, then known renames."""
+    s = normalise_location_text(text)
+    return LOCATION_RENAMES.get(s, s)
+
+
+def normalise_location_description(values: pd.Series) -> pd.Series:
+    """:func:`normalise_location` over a column; nulls and blanks stay null (dtype string).
+
+    Works on the distinct values only (about a hundred per city), so it costs the same for a
+    seven-year frame as for a day.
+    """
+    s = values.astype("string")
+    distinct = s.dropna().unique()
+    mapping = {v: normalise_location(v) for v in distinct}
+    out = s.map(mapping).astype("string")
+    return out.mask(out == "", pd.NA)
+
+
+# -- labels -------------------------------------------------------------------------------
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """``frame[name]`` as strings, or all-null when the column is absent."""
+    if name in frame.columns:
+        return frame[name].astype("string")
+    return pd.Series(pd.NA, index=frame.index, dtype="string")
+
+
+def incident_labels(raw: pd.DataFrame) -> pd.Series:
+    """Per row: 1 burglary, 0 theft/larceny, <NA> anything else or an excluded IUCR.
+
+    ``primary_type`` decides (case-insensitively); a row without one falls back on its FBI code.
+    """
+    primary = _column(raw, "primary_type").str.strip().str.upper()
+    fbi = _column(raw, "fbi_code").str.strip()
+    iucr = _column(raw, "iucr").str.strip()
+    burglary = primary.isin(BURGLARY_TYPES) | (primary.isna() & (fbi == BURGLARY_FBI_CODE))
+    theft = primary.isin(THEFT_TYPES) | (primary.isna() & (fbi == THEFT_FBI_CODE))
+    excluded = iucr.isin(EXCLUDED_IUCR)
+    burglary = burglary.fillna(False).astype(bool) & ~excluded.fillna(False).astype(bool)
+    theft = theft.fillna(False).astype(bool) & ~excluded.fillna(False).astype(bool)
+    out = pd.Series(pd.NA, index=raw.index, dtype="Int8")
+    out[theft] = 0
+    out[burglary] = 1
+    return out
+
+
+def label_incidents(raw: pd.DataFrame) -> pd.DataFrame:
+    """The theft and burglary rows of a canonical raw frame, with ``label`` (1 = burglary).
+
+    All canonical columns are kept (checks and drift reports want them); the
+    ``location_description`` is normalised to the current wording. The index is reset.
+    """
+    labels = incident_labels(raw)
+    keep = labels.notna().to_numpy()
+    out = raw.loc[keep].copy()
+    out[LABEL_COLUMN] = labels[keep].astype("int8").to_numpy()
+    if "location_description" in out.columns:
+        out["location_description"] = normalise_location_description(out["location_description"])
+    return out.reset_index(drop=True)
+
+
+def empty_feature_rows() -> pd.DataFrame:
+    """A zero-row ``crime_features`` frame with the fixed schema."""
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in FEATURE_ROW_DTYPES.items()})
+
+
+def build_feature_rows(raw: pd.DataFrame) -> pd.DataFrame:
+    """The ``crime_features`` rows of a canonical raw frame: labelled, leak-free, fixed schema.
+
+    Columns are exactly :data:`FEATURE_ROW_COLUMNS` with :data:`FEATURE_ROW_DTYPES` (an empty
+    day, or a day without some category, gives the same schema). Rows are sorted by ``date``
+    (stable), because the history features of training are computed in time order.
+    """
+    labelled = label_incidents(raw)
+    if labelled.empty:
+        return empty_feature_rows()
+    columns = {}
+    for column, dtype in FEATURE_ROW_DTYPES.items():
+        if column in labelled.columns:
+            columns[column] = labelled[column].astype(dtype)
+        else:
+            missing = np.nan if dtype == "float64" else pd.NA
+            columns[column] = pd.Series(missing, index=labelled.index).astype(dtype)
+    rows = pd.DataFrame(columns, index=labelled.index)
+    rows = rows.sort_values("date", kind="stable")
+    return rows.reset_index(drop=True)
+
+
+def check_feature_rows(frame: pd.DataFrame, where: str = "crime_features") -> None:
+    """Raise ``ValueError`` unless ``frame`` has exactly the feature-row columns and dtypes."""
+    if list(frame.columns) != FEATURE_ROW_COLUMNS:
+        raise ValueError(
+            f"{where}: columns {list(frame.columns)} differ from {FEATURE_ROW_COLUMNS}"
+        )
+    wrong = {
+        c: str(frame[c].dtype)
+        for c, t in FEATURE_ROW_DTYPES.items()
+        if str(frame[c].dtype) != str(pd.Series(dtype=t).dtype)
+    }
+    if wrong:
+        raise ValueError(f"{where}: wrong dtypes {wrong}; expected {FEATURE_ROW_DTYPES}")

@@ -1,0 +1,356 @@
+"""Train the model and its baselines on one period, evaluate them on a later one.
+
+The protocol, and why:
+
+* **Time split, never random.** The model will score incidents after the ones it learnt from,
+  and the place-history features are only honest when the past predicts the future; a random
+  split would let a training row and a test row of the same day and block explain each other.
+  :func:`train_and_evaluate` refuses overlapping periods.
+* **The threshold is chosen on the training side.** A later validation slice of the training
+  window (the last ``validation_days``) is held out, a model fitted on the rest scores it, and
+  the policy of :func:`~superdan_assets.ml.metrics.choose_threshold` picks the threshold
+  there. The final model is then refitted on the whole training window. The test period is
+  touched once, by the final models, for metrics only.
+* **Baselines in the same run**, on the same rows: the class prior and the original project's
+  protocol, so every registered model says how much better than them it is.
+"""
+
+from __future__ import annotations
+
+import os
+
+# OpenMP reads its wait policy once, when sklearn/lightgbm load it: the default (active
+# spinning) made multi-threaded boosting 25-800x slower on these shared machines (GUIDE
+# section 5). Set here, at import, before anything below imports sklearn or lightgbm;
+# setdefault keeps an explicit choice of the caller.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from superdan_assets.ml import metrics
+from superdan_assets.ml.baselines import build_prior_baseline, build_seed_protocol_baseline
+from superdan_assets.ml.labels import (
+    FEATURE_ROW_COLUMNS,
+    FEATURE_ROW_DTYPES,
+    LABEL_COLUMN,
+    MODEL_INPUT_COLUMNS,
+    build_feature_rows,
+    check_feature_rows,
+)
+from superdan_assets.ml.model import (
+    build_pipeline,
+    default_threads,
+    feature_importances,
+    resolve_params,
+)
+
+Progress = Callable[[str], None]
+
+#: Days at the end of the training window used to choose the threshold.
+DEFAULT_VALIDATION_DAYS = 180
+#: The validation slice never takes more than this share of the training rows (short windows).
+MAX_VALIDATION_FRACTION = 0.25
+MODEL_NAME = "lightgbm_place_history"
+BASELINE_NAMES = ("prior", "seed_protocol")
+
+
+@dataclass
+class TrainingResult:
+    """Everything a training run produces; ``manifest`` goes to ``artifact.save_model``."""
+
+    pipeline: Pipeline
+    manifest: dict[str, Any]
+    threshold: float
+    #: ``{"model": {...}, "baselines": {"prior": {...}, "seed_protocol": {...}}}``, each
+    #: :func:`~superdan_assets.ml.metrics.evaluate` on the test period.
+    metrics: dict[str, Any]
+    feature_importances: dict[str, float]
+    #: ``{"pr": {name: pr_curve}, "calibration": {name: calibration}}`` for the plots, name in
+    #: ``model``, ``prior``, ``seed_protocol``.
+    curves: dict[str, dict[str, Any]]
+    baselines: dict[str, Pipeline] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+
+def _noop(_: str) -> None:
+    """Progress sink that drops the message."""
+
+
+def as_feature_rows(frame: pd.DataFrame, where: str = "frame") -> pd.DataFrame:
+    """``crime_features`` rows from either a canonical raw frame or feature rows.
+
+    A frame with a ``label`` column is taken as already-labelled feature rows (the
+    ``crime_features`` asset; columns beyond the schema are dropped, dtypes enforced); any
+    other frame is a canonical raw frame and is labelled and filtered here
+    (:func:`~superdan_assets.ml.labels.build_feature_rows`). Rows come back sorted by date.
+    """
+    if LABEL_COLUMN not in frame.columns:
+        return build_feature_rows(frame)
+    missing = [c for c in FEATURE_ROW_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{where}: labelled rows lack column(s) {missing}")
+    if frame[LABEL_COLUMN].isna().any():
+        raise ValueError(f"{where}: {int(frame[LABEL_COLUMN].isna().sum())} row(s) have no label")
+    rows = frame[FEATURE_ROW_COLUMNS].astype(FEATURE_ROW_DTYPES)
+    check_feature_rows(rows, where)
+    return rows.sort_values("date", kind="stable").reset_index(drop=True)
+
+
+def split_holdout(frame: pd.DataFrame, holdout_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(train, holdout)``: the last ``holdout_days`` calendar days of ``frame`` are held out.
+
+    The cut is at midnight, so a day is never split. For "train on everything except the last
+    weeks" (the container's ``train`` command). Both parts must be non-empty.
+    """
+    if holdout_days < 1:
+        raise ValueError(f"holdout_days must be at least 1; got {holdout_days}")
+    dates = pd.to_datetime(frame["date"])
+    if dates.isna().all():
+        raise ValueError("cannot split: no row has a date")
+    cutoff = dates.max().normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=holdout_days)
+    later = (dates >= cutoff).to_numpy()
+    train, holdout = frame.loc[~later], frame.loc[later]
+    if train.empty:
+        raise ValueError(
+            f"holdout of {holdout_days} days from {cutoff.date()} leaves no training rows "
+            f"(data spans {dates.min()} .. {dates.max()})"
+        )
+    return train.reset_index(drop=True), holdout.reset_index(drop=True)
+
+
+def validation_split(
+    rows: pd.DataFrame, validation_days: int = DEFAULT_VALIDATION_DAYS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(fit, validation)``: the last ``validation_days`` of the training rows, at most
+    :data:`MAX_VALIDATION_FRACTION` of them (so a short window still has rows to fit)."""
+    dates = rows["date"]
+    by_days = dates.max().normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=validation_days)
+    by_share = dates.quantile(1 - MAX_VALIDATION_FRACTION)
+    cutoff = max(by_days, by_share)
+    later = (dates >= cutoff).to_numpy()
+    fit, validation = rows.loc[~later], rows.loc[later]
+    if fit.empty or validation.empty:
+        raise ValueError(
+            f"cannot hold out a validation slice of {len(rows)} training rows spanning "
+            f"{dates.min()} .. {dates.max()}: need rows on more than one date"
+        )
+    return fit.reset_index(drop=True), validation.reset_index(drop=True)
+
+
+def data_fingerprint(rows: pd.DataFrame) -> str:
+    """sha256 over the feature rows' content (order included): same data, same hash."""
+    hashed = pd.util.hash_pandas_object(rows, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()
+
+
+def model_version(
+    data_hash: str, params: dict[str, Any], now: datetime | None = None
+) -> str:
+    """``YYYYMMDDTHHMMSS-<8 hex>``: when it was trained (UTC), and on what data and settings.
+
+    The hash part is identical for identical training data and parameters, so two runs that
+    should produce the same model are recognisable at a glance.
+    """
+    now = now or datetime.now(UTC)
+    digest = hashlib.sha256(
+        (data_hash + json.dumps(params, sort_keys=True, default=str)).encode()
+    ).hexdigest()
+    return f"{now:%Y%m%dT%H%M%S}-{digest[:8]}"
+
+
+def _window(rows: pd.DataFrame) -> dict[str, str]:
+    return {"start": rows["date"].min().isoformat(), "end": rows["date"].max().isoformat()}
+
+
+def _labels(rows: pd.DataFrame) -> np.ndarray:
+    return rows[LABEL_COLUMN].to_numpy(dtype="int64")
+
+
+def _require_both_classes(rows: pd.DataFrame, what: str) -> None:
+    labels = _labels(rows)
+    if labels.min() == labels.max():
+        only = "burglaries" if labels[0] == 1 else "thefts"
+        raise ValueError(f"{what} has only {only} ({len(labels)} rows); need both classes")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _timed_fit(pipeline: Pipeline, rows: pd.DataFrame) -> float:
+    start = time.perf_counter()
+    pipeline.fit(rows, _labels(rows))
+    return time.perf_counter() - start
+
+
+def _seed_protocol_threshold(pipeline: Pipeline, rows: pd.DataFrame, min_recall: float) -> float:
+    """The forest's threshold from its out-of-bag scores: training-side, and no second fit.
+
+    Why not the validation refit used for the main model: the forest is the slowest fit of the
+    run and only a reference; its out-of-bag scores are honest predictions for the training
+    rows (each from trees that did not see the row).
+    """
+    oob = pipeline.named_steps["model"].oob_decision_function_[:, 1]
+    seen = ~np.isnan(oob)
+    return metrics.choose_threshold(_labels(rows)[seen], oob[seen], min_recall)
+
+
+def train_and_evaluate(
+    train_raw: pd.DataFrame,
+    test_raw: pd.DataFrame,
+    params: dict[str, Any] | None = None,
+    min_recall: float = metrics.DEFAULT_MIN_RECALL,
+    seed: int = 0,
+    progress: Progress | None = None,
+    validation_days: int = DEFAULT_VALIDATION_DAYS,
+    include_seed_protocol: bool = True,
+) -> TrainingResult:
+    """Fit the model (and the baselines) on ``train_raw``, evaluate on the later ``test_raw``.
+
+    ``train_raw`` / ``test_raw``: canonical raw frames (any crime types; labelled and filtered
+    here) or ``crime_features`` rows (with ``label``); see :func:`as_feature_rows`. Every
+    training row must be earlier than every test row. ``params`` overrides
+    :data:`~superdan_assets.ml.model.DEFAULT_PARAMS`; ``seed`` is the random state unless
+    ``params`` sets one. ``include_seed_protocol=False`` skips the random-forest baseline
+    (the slowest fit) for quick runs.
+    """
+    say = progress or _noop
+    train = as_feature_rows(train_raw, "training data")
+    test = as_feature_rows(test_raw, "test data")
+    if train.empty or test.empty:
+        raise ValueError(
+            f"need theft/burglary rows in both periods; got {len(train)} training and "
+            f"{len(test)} test rows"
+        )
+    if not train["date"].max() < test["date"].min():
+        raise ValueError(
+            "training and test periods overlap: the last training row is at "
+            f"{train['date'].max()}, the first test row at {test['date'].min()}; evaluate on a "
+            "later period, never on a random split"
+        )
+    _require_both_classes(train, "the training period")
+    resolved = resolve_params({"random_state": seed, **(params or {})})
+    if resolved["n_jobs"] is None:
+        resolved["n_jobs"] = default_threads()
+    say(
+        f"training on {len(train)} rows {_window(train)}, testing on {len(test)} rows "
+        f"{_window(test)}"
+    )
+    timings: dict[str, float] = {}
+
+    # 1. Threshold on the training side: fit on the earlier part, choose on the later slice.
+    fit_rows, validation_rows = validation_split(train, validation_days)
+    say(
+        f"choosing the threshold on {len(validation_rows)} validation rows "
+        f"{_window(validation_rows)}"
+    )
+    validation_model = build_pipeline(resolved)
+    timings["validation_fit_seconds"] = _timed_fit(validation_model, fit_rows)
+    validation_scores = validation_model.predict_proba(validation_rows)[:, 1]
+    threshold = metrics.choose_threshold(_labels(validation_rows), validation_scores, min_recall)
+    validation_metrics = metrics.threshold_metrics(
+        _labels(validation_rows), validation_scores, threshold
+    )
+    del validation_model
+
+    # 2. The final model on the whole training window.
+    say("fitting the final model on the whole training window")
+    pipeline = build_pipeline(resolved)
+    timings["fit_seconds"] = _timed_fit(pipeline, train)
+
+    # 3. Baselines on the same rows, thresholds also from the training side.
+    baselines: dict[str, Pipeline] = {"prior": build_prior_baseline()}
+    timings["prior_fit_seconds"] = _timed_fit(baselines["prior"], train)
+    # The prior scores every row the same, so its policy threshold is that score: it flags
+    # every row (recall 1, precision = burglary rate).
+    baseline_thresholds = {"prior": float(baselines["prior"].predict_proba(train.head(1))[0, 1])}
+    if include_seed_protocol:
+        say("fitting the original project's random-forest baseline")
+        forest = build_seed_protocol_baseline(
+            random_state=resolved["random_state"], n_jobs=resolved["n_jobs"], oob_score=True
+        )
+        timings["seed_protocol_fit_seconds"] = _timed_fit(forest, train)
+        baselines["seed_protocol"] = forest
+        baseline_thresholds["seed_protocol"] = _seed_protocol_threshold(forest, train, min_recall)
+
+    # 4. The test period, once, for metrics only.
+    say("scoring the test period")
+    y_test = _labels(test)
+    start = time.perf_counter()
+    scores = {"model": pipeline.predict_proba(test)[:, 1]}
+    timings["predict_seconds"] = time.perf_counter() - start
+    for name, baseline in baselines.items():
+        scores[name] = baseline.predict_proba(test)[:, 1]
+    thresholds = {"model": threshold, **baseline_thresholds}
+    evaluated = {
+        name: metrics.evaluate(y_test, p, thresholds[name], min_recall)
+        for name, p in scores.items()
+    }
+    results = {
+        "model": evaluated["model"],
+        "baselines": {name: evaluated[name] for name in baselines},
+    }
+    curves = {
+        "pr": {name: metrics.pr_curve(y_test, p) for name, p in scores.items()},
+        "calibration": {name: evaluated[name]["calibration"] for name in scores},
+    }
+    importances = feature_importances(pipeline)
+    data_hash = data_fingerprint(train)
+    manifest = {
+        "version": model_version(data_hash, resolved),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model_name": MODEL_NAME,
+        "task": "P(burglary) for a theft-or-burglary incident",
+        "threshold": threshold,
+        "threshold_policy": {
+            "rule": "highest precision among thresholds with recall >= min_recall",
+            "min_recall": min_recall,
+            "chosen_on": "validation slice at the end of the training window",
+            "validation_window": _window(validation_rows),
+            "validation_rows": len(validation_rows),
+            "validation_at_threshold": validation_metrics,
+        },
+        "training_window": _window(train),
+        "test_window": _window(test),
+        "rows": {"train": len(train), "test": len(test), "validation": len(validation_rows)},
+        "burglary_rate": {
+            "train": float(_labels(train).mean()),
+            "test": float(y_test.mean()),
+        },
+        "metrics": results,
+        "input_columns": list(MODEL_INPUT_COLUMNS),
+        "features": [str(n) for n in pipeline.named_steps["features"].get_feature_names_out()],
+        "feature_importances": importances,
+        "params": resolved,
+        "seed": resolved["random_state"],
+        "data_sha256": data_hash,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+    say(
+        "test PR-AUC: "
+        + ", ".join(f"{name} {_fmt(evaluated[name]['pr_auc'])}" for name in evaluated)
+    )
+    return TrainingResult(
+        pipeline=pipeline,
+        manifest=manifest,
+        threshold=threshold,
+        metrics=results,
+        feature_importances=importances,
+        curves=curves,
+        baselines=baselines,
+        timings=timings,
+    )

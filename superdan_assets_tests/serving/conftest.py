@@ -1,0 +1,119 @@
+"""Fixtures for the serving tests: a fixture model artifact and the real server on a free port.
+
+The server runs as its own process through the same command the container uses, on
+127.0.0.1 only, and is stopped with SIGTERM at the end; every test talks to it over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from superdan_assets_tests.serving.fixture_model import write_fixture_model
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: The ``superdan`` console script, without depending on the package being pip-installed:
+#: exactly what the ``[project.scripts]`` entry ``superdan_assets.cli:main`` runs.
+SUPERDAN = [
+    sys.executable,
+    "-c",
+    "import sys; from superdan_assets.cli import main; sys.exit(main())",
+]
+#: Small enough that a 413 needs only a small body.
+TEST_MAX_PAYLOAD_MB = "0.05"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    """The environment of a server under test: the repo importable, nothing from the user."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(
+    args: list[str], port: int, log: Path, env: dict[str, str], timeout: float = 90.0
+) -> RunningServer:
+    """Start ``superdan ARGS`` and wait until ``/ping`` answers 200."""
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            [*SUPERDAN, *args], env=env, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT
+        )
+    server = RunningServer(process, port, log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}:\n{server.logs()}")
+        try:
+            if requests.get(f"{server.url}/ping", timeout=2).status_code == 200:
+                return server
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    stop_server(server)
+    raise AssertionError(f"server not ready in {timeout:.0f} s:\n{server.logs()}")
+
+
+def stop_server(server: RunningServer, timeout: float = 40.0) -> int:
+    """SIGTERM the master and wait for it; the exit code."""
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            server.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+    return server.process.returncode
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """A verified artifact of the fixture model (see ``fixture_model``)."""
+    return write_fixture_model(tmp_path_factory.mktemp("serving") / "model")
+
+
+@pytest.fixture(scope="session")
+def server(model_dir, tmp_path_factory) -> Iterator[RunningServer]:
+    """The real server, two workers, a 50 KiB body limit, for the whole session."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server-log") / "server.log"
+    env = server_env(SAGEMAKER_MAX_PAYLOAD_IN_MB=TEST_MAX_PAYLOAD_MB)
+    running = start_server(
+        ["serve", "--model-dir", str(model_dir), "--port", str(port), "--workers", "2"],
+        port,
+        log,
+        env,
+    )
+    yield running
+    stop_server(running)
