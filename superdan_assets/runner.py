@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.home / "dagster_home")))
     dagster_home.mkdir(parents=True, exist_ok=True)
+    # An empty dagster.yaml means "SQLite storage in DAGSTER_HOME" (the embedded default) and
+    # keeps Dagster from warning about a missing file on every command.
+    (dagster_home / "dagster.yaml").touch(exist_ok=True)
     start, end = resolve_window(args, settings)
     print(
         f"[pipeline] source={settings.source} window={start}..{end} "
