@@ -10,6 +10,7 @@ from superdan_assets.assets.ingestion import raw_crimes
 from superdan_assets.ml.schema import CANONICAL_COLUMNS, check_canonical
 from superdan_assets.resources.io_managers import PartitionedParquetIOManager
 from superdan_assets.resources.sources import CrimeSourceResource
+from superdan_assets.resources.storage import StorageResource
 from superdan_assets.storage.blobstore import LocalBlobStore
 from superdan_assets.storage.partitions import PartitionStore
 from superdan_assets_tests.datagen import export_rows, write_export
@@ -32,6 +33,10 @@ def _resources(export_path, data_dir, **io):
     return {
         "crime_source": CrimeSourceResource(kind="export", export_path=str(export_path)),
         "partition_io_manager": PartitionedParquetIOManager(base_dir=str(data_dir), **io),
+        "storage": StorageResource(
+            base_dir=str(data_dir), cache_dir=str(data_dir.parent / "cache"),
+            docs_dir=str(data_dir.parent / "docs"), **io,
+        ),
     }
 
 
@@ -155,6 +160,10 @@ def test_real_2018_days_match_the_file(chicago_export_dir, export_cache_dir, tmp
     resources = {
         "crime_source": source,
         "partition_io_manager": PartitionedParquetIOManager(base_dir=str(tmp_path / "data")),
+        "storage": StorageResource(
+            base_dir=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"),
+            docs_dir=str(tmp_path / "docs"),
+        ),
     }
     assert materialize(
         [raw_crimes], resources=resources, instance=DagsterInstance.ephemeral(),
