@@ -13,10 +13,10 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY superdan_assets ./superdan_assets
-# The exact versions come from pyproject.toml. uvloop and httptools are uvicorn's fast event
-# loop and HTTP parser (its "standard" extra), pinned to the versions measured in development.
+# The exact versions come from pyproject.toml. The base install is only what `serve` and
+# `train` need (the model's libraries, uvicorn with uvloop/httptools): no Dagster, GX or W&B.
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install . uvloop==0.23.0 httptools==0.9.0
+    && /opt/venv/bin/pip install .
 
 # ---- runtime: no compilers, non-root ---------------------------------------------------------
 FROM python:3.11-slim AS runtime

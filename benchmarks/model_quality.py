@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="bulk export folder")
     parser.add_argument(
-        "--cache-dir", type=Path, default=Path("/tmp/superdan-export-cache"),
+        "--cache-dir",
+        type=Path,
+        default=Path("/tmp/superdan-export-cache"),
         help="Parquet cache of the parsed export (re-runs skip the 11 s CSV parse)",
     )
     parser.add_argument("--train-start", default="2012-01-01")
@@ -108,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="{}", help="JSON overrides of DEFAULT_PARAMS")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--skip-seed-protocol", action="store_true",
+        "--skip-seed-protocol",
+        action="store_true",
         help="skip the random-forest baseline (the slowest fit) for quick tuning runs",
     )
     args = parser.parse_args(argv)
@@ -130,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         params["n_jobs"] = args.threads
     result = train_and_evaluate(
-        train, test, params=params, seed=args.seed, progress=_log,
+        train,
+        test,
+        params=params,
+        seed=args.seed,
+        progress=_log,
         include_seed_protocol=not args.skip_seed_protocol,
     )
     latency = single_row_latency_ms(result.pipeline, test)

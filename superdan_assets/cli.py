@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve the model over HTTP. Port, workers, timeout and body limit default to "
         "SAGEMAKER_BIND_TO_PORT (8080), SAGEMAKER_MODEL_SERVER_WORKERS (CPU count), "
         "SAGEMAKER_MODEL_SERVER_TIMEOUT (60 s) and SAGEMAKER_MAX_PAYLOAD_IN_MB (5); "
-        "SUPERDAN_BATCH_WAIT_MS (1.5) bounds how long a request waits to share a model call.",
+        "SUPERDAN_BATCH_WAIT_MS (3) bounds how long a request waits to share a model call.",
     )
     serve.add_argument("--model-dir", default=None, help="artifact directory (/opt/ml/model)")
     serve.add_argument(

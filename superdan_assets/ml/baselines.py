@@ -88,9 +88,7 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
 
 def build_prior_baseline() -> Pipeline:
     """Predicts the training burglary share for every row."""
-    return Pipeline(
-        [("features", ConstantFeature()), ("model", DummyClassifier(strategy="prior"))]
-    )
+    return Pipeline([("features", ConstantFeature()), ("model", DummyClassifier(strategy="prior"))])
 
 
 def build_seed_protocol_baseline(

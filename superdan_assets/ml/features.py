@@ -211,7 +211,9 @@ def _date_column(frame: pd.DataFrame) -> np.ndarray:
     return dates.to_numpy(dtype="datetime64[ns]")
 
 
-def _coordinate_key(latitude: np.ndarray, longitude: np.ndarray, step: float, rounding) -> np.ndarray:
+def _coordinate_key(
+    latitude: np.ndarray, longitude: np.ndarray, step: float, rounding
+) -> np.ndarray:
     """``"<lat index>:<lon index>"`` of a grid of ``step`` degrees; ``None`` without a point."""
     out = np.full(len(latitude), None, dtype=object)
     located = ~(np.isnan(latitude) | np.isnan(longitude))

@@ -58,13 +58,20 @@ def pr_curve_png(result: Any, min_recall: float | None = None) -> bytes:
     axes = figure.add_subplot()
     for name, curve in curves.items():
         axes.step(
-            curve["recall"], curve["precision"], where="post",
+            curve["recall"],
+            curve["precision"],
+            where="post",
             label=_label(name, pr_aucs.get(name), "PR-AUC"),
         )
     if min_recall is not None:
         axes.axvline(min_recall, color="grey", linestyle=":", label=f"recall {min_recall:g}")
-    axes.set(xlabel="recall (burglaries caught)", ylabel="precision (alerts that are burglaries)",
-             xlim=(0, 1), ylim=(0, 1.02), title="Burglary precision-recall, test period")
+    axes.set(
+        xlabel="recall (burglaries caught)",
+        ylabel="precision (alerts that are burglaries)",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        title="Burglary precision-recall, test period",
+    )
     axes.grid(alpha=0.3)
     axes.legend(loc="upper right", fontsize=8)
     return _png(figure)
@@ -94,11 +101,18 @@ def calibration_png(result: Any) -> bytes:
     model = calibration["model"]
     bins = [b for b in model["bins"] if b["count"]]
     axes.plot(
-        [b["mean_predicted"] for b in bins], [b["observed_rate"] for b in bins],
-        marker="o", label=_label("model", model.get("expected_calibration_error"), "ECE"),
+        [b["mean_predicted"] for b in bins],
+        [b["observed_rate"] for b in bins],
+        marker="o",
+        label=_label("model", model.get("expected_calibration_error"), "ECE"),
     )
-    axes.set(xlabel="mean predicted P(burglary)", ylabel="observed burglary rate",
-             xlim=(0, 1), ylim=(0, 1), title="Calibration, test period")
+    axes.set(
+        xlabel="mean predicted P(burglary)",
+        ylabel="observed burglary rate",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title="Calibration, test period",
+    )
     axes.grid(alpha=0.3)
     axes.legend(loc="upper left", fontsize=8)
     return _png(figure)

@@ -89,8 +89,8 @@ EXPORT_HEADER_MAP: dict[str, str] = {
     "Longitude": "longitude",
 }
 
-_TRUE = {"true", "t", "yes", "y", "1"}
-_FALSE = {"false", "f", "no", "n", "0"}
+_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
+_FALSE = {"false", "f", "no", "n", "0", "0.0"}
 
 
 class SchemaError(ValueError):

@@ -61,7 +61,6 @@ DEFAULT_VALIDATION_DAYS = 180
 #: The validation slice never takes more than this share of the training rows (short windows).
 MAX_VALIDATION_FRACTION = 0.25
 MODEL_NAME = "lightgbm_place_history"
-BASELINE_NAMES = ("prior", "seed_protocol")
 
 
 @dataclass
@@ -157,9 +156,7 @@ def data_fingerprint(rows: pd.DataFrame) -> str:
     return hashlib.sha256(hashed.tobytes()).hexdigest()
 
 
-def model_version(
-    data_hash: str, params: dict[str, Any], now: datetime | None = None
-) -> str:
+def model_version(data_hash: str, params: dict[str, Any], now: datetime | None = None) -> str:
     """``YYYYMMDDTHHMMSS-<8 hex>``: when it was trained (UTC), and on what data and settings.
 
     The hash part is identical for identical training data and parameters, so two runs that

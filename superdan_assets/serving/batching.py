@@ -1,6 +1,6 @@
 """Micro-batching: requests that arrive together in one worker share one model call.
 
-Why: the model pipeline costs ~15 ms per call whether it scores one incident or a hundred
+Why: the model pipeline costs 5-15 ms per call whether it scores one incident or sixteen
 (pandas/scikit-learn overhead per call, not per row), so under concurrency most of a worker's
 time would go to paying that fixed cost again and again. Here the requests waiting when the
 worker becomes free are scored in one call.
@@ -10,7 +10,7 @@ concurrency 1). Under concurrency, scoring whatever is queued the moment the wor
 splits the clients into groups that take turns (the clients just answered come back a moment
 after the next call started), so every request waits for two calls. So the batcher remembers
 how many requests the last cycle saw (the batch it scored plus those that queued meanwhile)
-and gathers until that many are queued, for at most ``max_wait_s`` (1.5 ms by default): the
+and gathers until that many are queued, for at most ``max_wait_s`` (3 ms by default): the
 groups merge into one batch per model call.
 
 Where the model runs: on the event loop thread for small batches (the worker has one core for
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 #: so one model call, and the event loop pause it causes, stays bounded.
 DEFAULT_MAX_BATCH_ROWS = 20_000
 #: Longest a queued request waits for the others of its cycle before the model is called.
-DEFAULT_MAX_WAIT_S = 0.0015
+DEFAULT_MAX_WAIT_S = 0.003
 #: Batches of at least this many incidents are scored on a thread (see the module docstring).
 DEFAULT_OFFLOAD_ROWS = 2_000
 

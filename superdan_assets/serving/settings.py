@@ -18,7 +18,7 @@ DEFAULT_MAX_PAYLOAD_MB = 5.0
 #: SageMaker sends SIGTERM and kills the container 30 s later; drain within that.
 DEFAULT_GRACEFUL_TIMEOUT_S = 30.0
 #: ``SUPERDAN_BATCH_WAIT_MS``: see ``serving.batching.DEFAULT_MAX_WAIT_S``.
-DEFAULT_BATCH_WAIT_MS = 1.5
+DEFAULT_BATCH_WAIT_MS = 3.0
 
 
 class SettingsError(ValueError):

@@ -12,9 +12,10 @@ Why its own small master rather than gunicorn or uvicorn's ``--workers``:
   requests (uvicorn's graceful shutdown), and whatever is left after the grace period (30 s,
   SageMaker's) is killed.
 
-gunicorn's bundled uvicorn worker is deprecated and uvicorn's own supervisor spawns (re-importing
-pandas, scikit-learn and LightGBM, and loading the model, in every worker); this is ~150 lines.
-Each worker runs uvicorn (uvloop and httptools when installed) on the inherited socket.
+gunicorn's bundled uvicorn worker is deprecated, and uvicorn's own supervisor spawns workers
+(re-importing pandas, scikit-learn and LightGBM, and loading the model, in every one of them)
+and exits 0 when a worker fails to start. Each worker here runs uvicorn (uvloop and httptools
+when installed) on the inherited socket.
 """
 
 from __future__ import annotations

@@ -16,8 +16,11 @@ PLACES = {
     "SMALL RETAIL STORE": 0.04,
     "DEPARTMENT STORE": 0.01,
 }
-BLOCKS = [f"{n:03d}XX {street}" for n in range(10, 40, 3) for street in
-          ("S MARSHFIELD AVE", "N CLARK ST", "W NORTH AVE")]
+BLOCKS = [
+    f"{n:03d}XX {street}"
+    for n in range(10, 40, 3)
+    for street in ("S MARSHFIELD AVE", "N CLARK ST", "W NORTH AVE")
+]
 
 
 def incident(**fields) -> dict:

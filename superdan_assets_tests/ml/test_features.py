@@ -71,8 +71,14 @@ def test_missing_time_gives_nan_not_a_flag():
 def test_expanding_counts_see_only_strictly_earlier_rows():
     keys = pd.Series(["A", "A", "B", "A", "A", None], dtype="string")
     times = pd.to_datetime(
-        ["2017-01-01 10:00", "2017-01-02 10:00", "2017-01-02 10:00", "2017-01-03 10:00",
-         "2017-01-03 10:00", "2017-01-04 10:00"]
+        [
+            "2017-01-01 10:00",
+            "2017-01-02 10:00",
+            "2017-01-02 10:00",
+            "2017-01-03 10:00",
+            "2017-01-03 10:00",
+            "2017-01-04 10:00",
+        ]
     ).to_numpy()
     labels = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
     n, s = expanding_counts(keys, times, labels)
@@ -118,8 +124,10 @@ def test_new_rows_see_the_whole_training_period():
     rows = _history_rows()
     features = _block_history_transformer().fit(rows, rows["label"])
     new = canonical(
-        [incident(date="2018-05-01T10:00:00", block="001XX N STATE ST"),
-         incident(date="2018-05-01T10:00:00", block="999XX W NOWHERE ST")]
+        [
+            incident(date="2018-05-01T10:00:00", block="001XX N STATE ST"),
+            incident(date="2018-05-01T10:00:00", block="999XX W NOWHERE ST"),
+        ]
     )
     out = features.transform(new)
     # Block A: 4 incidents, 2 burglaries; training share 3/5; window 2 days.
@@ -160,9 +168,14 @@ def test_coordinates_and_rotation_by_hand():
 
 def test_categories_are_fixed_at_fit_and_unseen_values_are_missing():
     rows = build_feature_rows(
-        canonical([incident(location_description="STREET", district="009"),
-                   incident(location_description="RESIDENCE-GARAGE", district="009",
-                            primary_type="BURGLARY")])
+        canonical(
+            [
+                incident(location_description="STREET", district="009"),
+                incident(
+                    location_description="RESIDENCE-GARAGE", district="009", primary_type="BURGLARY"
+                ),
+            ]
+        )
     )
     features = IncidentFeatures(min_category_count=1).fit(rows, rows["label"])
     one = features.transform(canonical([incident(location_description="RESIDENCE - GARAGE")]))
@@ -184,8 +197,10 @@ def test_categories_are_fixed_at_fit_and_unseen_values_are_missing():
 
 def test_rare_categories_are_treated_as_unseen():
     rows = build_feature_rows(
-        canonical([incident(location_description="STREET")] * 3
-                  + [incident(location_description="BOWLING ALLEY")])
+        canonical(
+            [incident(location_description="STREET")] * 3
+            + [incident(location_description="BOWLING ALLEY")]
+        )
     )
     features = IncidentFeatures(min_category_count=2).fit(rows, rows["label"].to_numpy())
     assert features.categories_["location_description"] == ["STREET"]
@@ -194,8 +209,9 @@ def test_rare_categories_are_treated_as_unseen():
 def test_tolerates_missing_columns_and_nulls():
     rows = build_feature_rows(synthetic_incidents("2017-01-01", days=10, per_day=20))
     features = IncidentFeatures().fit(rows, rows["label"])
-    only_date = to_canonical(pd.DataFrame({"date": ["2018-01-05T03:00:00"]}), "chicago",
-                             required=("date",))
+    only_date = to_canonical(
+        pd.DataFrame({"date": ["2018-01-05T03:00:00"]}), "chicago", required=("date",)
+    )
     bare = pd.DataFrame({"date": pd.to_datetime(["2018-01-05 03:00"])})
     for frame in (only_date, bare):
         out = features.transform(frame)
@@ -208,8 +224,16 @@ def test_tolerates_missing_columns_and_nulls():
 def test_only_model_input_columns_are_read():
     raw = canonical([incident(), incident(primary_type="BURGLARY", iucr="0610", fbi_code="05")])
     prepared = prepare_incidents(raw)
-    assert not {"iucr", "description", "fbi_code", "arrest", "primary_type", "id",
-                "case_number", "updated_on"} & set(prepared)
+    assert not {
+        "iucr",
+        "description",
+        "fbi_code",
+        "arrest",
+        "primary_type",
+        "id",
+        "case_number",
+        "updated_on",
+    } & set(prepared)
 
 
 def test_fit_needs_labels_in_0_1():

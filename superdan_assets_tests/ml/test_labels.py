@@ -72,8 +72,10 @@ def test_fbi_code_decides_only_when_primary_type_is_missing():
         ("  cha  hallway/stairwell/elevator ", "CHA HALLWAY / STAIRWELL / ELEVATOR"),
         ("VEHICLE NON-COMMERCIAL", "VEHICLE NON-COMMERCIAL"),
         ("JAIL / LOCK-UP FACILITY", "JAIL / LOCK-UP FACILITY"),
-        ("AIRPORT TERMINAL LOWER LEVEL - NON-SECURE AREA",
-         "AIRPORT TERMINAL LOWER LEVEL - NON-SECURE AREA"),
+        (
+            "AIRPORT TERMINAL LOWER LEVEL - NON-SECURE AREA",
+            "AIRPORT TERMINAL LOWER LEVEL - NON-SECURE AREA",
+        ),
         ("ATM (AUTOMATIC TELLER MACHINE)", "ATM (AUTOMATIC TELLER MACHINE)"),
     ],
 )
@@ -110,8 +112,13 @@ def test_location_column_keeps_nulls_and_blanks_null():
 def test_feature_rows_have_the_fixed_schema_and_no_leak_columns():
     raw = canonical(
         [
-            incident(date="2017-03-02T10:00:00", location_description="RESIDENCE-GARAGE",
-                     primary_type="BURGLARY", fbi_code="05", iucr="0610"),
+            incident(
+                date="2017-03-02T10:00:00",
+                location_description="RESIDENCE-GARAGE",
+                primary_type="BURGLARY",
+                fbi_code="05",
+                iucr="0610",
+            ),
             incident(date="2017-03-01T09:00:00"),
         ]
     )
@@ -130,8 +137,18 @@ def test_feature_rows_have_the_fixed_schema_and_no_leak_columns():
     [
         empty_frame(),
         canonical([incident(primary_type="BATTERY", fbi_code="08B", iucr="0486")]),
-        canonical([incident(location_description=None, beat=None, ward=None, latitude=None,
-                            longitude=None, domestic=None)]),
+        canonical(
+            [
+                incident(
+                    location_description=None,
+                    beat=None,
+                    ward=None,
+                    latitude=None,
+                    longitude=None,
+                    domestic=None,
+                )
+            ]
+        ),
     ],
     ids=["empty day", "no thefts or burglaries", "nulls everywhere optional"],
 )

@@ -102,8 +102,9 @@ def test_pipeline_accepts_raw_frames_feature_rows_and_bare_incidents(raw_test, f
     by_raw = fitted.predict_proba(label_incidents(raw_test))[:, 1]
     by_rows = fitted.predict_proba(rows.drop(columns=[LABEL_COLUMN]))[:, 1]
     np.testing.assert_allclose(np.sort(by_raw), np.sort(by_rows))
-    bare = to_canonical(pd.DataFrame({"date": ["2017-05-01T02:00:00"]}), "chicago",
-                        required=("date",))
+    bare = to_canonical(
+        pd.DataFrame({"date": ["2017-05-01T02:00:00"]}), "chicago", required=("date",)
+    )
     p = fitted.predict_proba(bare)[:, 1]
     assert p.shape == (1,) and 0 < p[0] < 1
 
@@ -147,11 +148,23 @@ def test_seed_protocol_features_by_hand():
     # Two most frequent: STREET, then the RESIDENCE/APARTMENT tie broken by name.
     features = SeedProtocolFeatures(n_locations=2).fit(rows)
     assert features.locations_ == ["STREET", "APARTMENT"]
-    new = canonical([incident(date="2018-01-01T00:00:10", location_description="APARTMENT",
-                              latitude=41.9, longitude=-87.6)])
+    new = canonical(
+        [
+            incident(
+                date="2018-01-01T00:00:10",
+                location_description="APARTMENT",
+                latitude=41.9,
+                longitude=-87.6,
+            )
+        ]
+    )
     assert features.transform(new).tolist() == [[1514764810.0, 41.9, -87.6, 0.0, 1.0]]
     assert list(features.get_feature_names_out()) == [
-        "epoch_seconds", "latitude", "longitude", "location=STREET", "location=APARTMENT"
+        "epoch_seconds",
+        "latitude",
+        "longitude",
+        "location=STREET",
+        "location=APARTMENT",
     ]
 
 
@@ -178,8 +191,9 @@ def test_train_and_evaluate_returns_a_complete_result(result, raw_test):
     assert manifest["params"]["n_estimators"] == FAST_PARAMS["n_estimators"]
     assert set(result.curves["pr"]) == {"model", "prior", "seed_protocol"}
     # The threshold was chosen inside the training window.
-    assert manifest["threshold_policy"]["validation_window"]["end"] <= (
-        manifest["training_window"]["end"]
+    assert (
+        manifest["threshold_policy"]["validation_window"]["end"]
+        <= (manifest["training_window"]["end"])
     )
     json.dumps(manifest, allow_nan=False)
 
@@ -222,8 +236,11 @@ def test_feature_rows_are_accepted_as_training_input(raw_train):
 
 def test_split_holdout_cuts_at_midnight():
     frame = pd.DataFrame(
-        {"date": pd.to_datetime(["2018-01-01 10:00", "2018-01-02 23:59", "2018-01-03 00:00",
-                                 "2018-01-04 08:00"])}
+        {
+            "date": pd.to_datetime(
+                ["2018-01-01 10:00", "2018-01-02 23:59", "2018-01-03 00:00", "2018-01-04 08:00"]
+            )
+        }
     )
     train, holdout = split_holdout(frame, holdout_days=2)
     assert train["date"].dt.day.tolist() == [1, 2]

@@ -25,10 +25,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: The ``superdan`` console script, without depending on the package being pip-installed:
 #: exactly what the ``[project.scripts]`` entry ``superdan_assets.cli:main`` runs.
+#: Platform-only packages are blocked (see platform_guard): what runs here runs in the image.
 SUPERDAN = [
     sys.executable,
     "-c",
-    "import sys; from superdan_assets.cli import main; sys.exit(main())",
+    "import sys; from superdan_assets_tests.serving.platform_guard import install; install(); "
+    "from superdan_assets.cli import main; sys.exit(main())",
 ]
 #: Small enough that a 413 needs only a small body.
 TEST_MAX_PAYLOAD_MB = "0.05"
