@@ -70,6 +70,15 @@ def _parser() -> argparse.ArgumentParser:
         "--output-dir", default=None, help="where the failure file goes (/opt/ml/output)"
     )
 
+    endpoint = commands.add_parser(
+        "endpoint",
+        help="status or stop of the local endpoint the pipeline deployed",
+        description="The local endpoint (model_endpoint's 'local' backend) keeps running after "
+        "the pipeline ends; this shows it or stops it. State lives in $SUPERDAN_HOME/endpoint.",
+    )
+    endpoint.add_argument("action", choices=("status", "stop"))
+    endpoint.add_argument("--state-dir", default=None, help="endpoint state folder")
+
     commands.add_parser(
         "pipeline",
         help="run the data pipeline (arguments are passed to superdan_assets.runner)",
@@ -127,7 +136,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "endpoint":
+        return _endpoint(args)
     return _train(args)
+
+
+def _endpoint(args: argparse.Namespace) -> int:
+    import json
+
+    from superdan_assets.deploy.local import LocalEndpoint
+    from superdan_assets.settings import project_home
+
+    local = LocalEndpoint(args.state_dir or project_home() / "endpoint")
+    if args.action == "stop":
+        local.stop()
+        print("local endpoint stopped")
+        return 0
+    status = local.status()
+    print(json.dumps(status.to_dict(), indent=2))
+    return 0 if status.healthy else 1
 
 
 if __name__ == "__main__":

@@ -105,6 +105,12 @@ def test_main_job_ends_with_a_live_endpoint(pipeline_home):
         answer = json.loads(response.read())
     assert len(answer["predictions"]) == 2
     assert all(0 <= p["burglary_probability"] <= 1 for p in answer["predictions"])
+    status = subprocess.run(
+        [sys.executable, "-m", "superdan_assets.cli", "endpoint", "status"],
+        env=pipeline_home["env"], capture_output=True, text=True, timeout=60,
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert json.loads(status.stdout)["model_version"] == answer["model_version"]
 
 
 def test_every_asset_and_check_is_recorded_in_the_instance(pipeline_home):
