@@ -184,10 +184,19 @@ def crime_model(
         production = registry.load(production_version)
         production_pr_auc = _pr_auc_of(production, test)
     model_metrics = manifest["metrics"]["model"]
+    if model_metrics.get("pr_auc") is None:
+        raise ValueError(
+            f"the held-out days {test_days[0]}..{test_days[-1]} contain only one class, so the "
+            "model cannot be judged; widen holdout_days"
+        )
     gates = [
         beats_baselines_gate(
             model_metrics["pr_auc"],
-            {name: m["pr_auc"] for name, m in manifest["metrics"]["baselines"].items()},
+            {
+                name: m["pr_auc"]
+                for name, m in manifest["metrics"]["baselines"].items()
+                if m.get("pr_auc") is not None
+            },
         ),
         no_regression_gate(
             model_metrics["pr_auc"], production_pr_auc, production_version,
@@ -238,7 +247,7 @@ def crime_model(
             "confusion_matrix": MetadataValue.json(model_metrics["at_threshold"]["confusion_matrix"]),
             "fit_seconds": round(float(result.timings.get("fit_seconds", 0.0)), 1),
             **{
-                f"{name}_pr_auc": float(m["pr_auc"])
+                f"{name}_pr_auc": _number(m.get("pr_auc"))
                 for name, m in manifest["metrics"]["baselines"].items()
             },
             "pr_curve": MetadataValue.md(plots.png_to_markdown(figures["pr_curve"], "PR curve")),

@@ -216,7 +216,7 @@ def _coordinate_key(
 ) -> np.ndarray:
     """``"<lat index>:<lon index>"`` of a grid of ``step`` degrees; ``None`` without a point."""
     out = np.full(len(latitude), None, dtype=object)
-    located = ~(np.isnan(latitude) | np.isnan(longitude))
+    located = np.isfinite(latitude) & np.isfinite(longitude)
     if located.any():
         lat_code = rounding(latitude[located] / step).astype(np.int64).astype(str)
         lon_code = rounding(longitude[located] / step).astype(np.int64).astype(str)

@@ -11,7 +11,6 @@ at least 60 % of burglaries, how many of our alerts are right?".
 
 from __future__ import annotations
 
-import math
 import os
 
 # Before sklearn loads its OpenMP runtime, which reads this once (why: see ml/model.py).
@@ -229,10 +228,3 @@ def pr_curve(y, p, max_points: int = 200) -> dict[str, list[float]]:
         keep = np.unique(np.r_[keep, len(recall) - 1]).clip(0, len(recall) - 1)
         recall, precision = recall[keep], precision[keep]
     return {"recall": recall.tolist(), "precision": precision.tolist()}
-
-
-def finite_or_none(value: float | None) -> float | None:
-    """``value`` unless it is NaN/inf (not representable in JSON)."""
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)

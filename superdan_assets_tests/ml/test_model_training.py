@@ -5,10 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import re
+import statistics
+import time
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from superdan_assets.ml import plots
 from superdan_assets.ml.artifact import load_model, save_model
@@ -173,8 +177,6 @@ def test_seed_protocol_baseline_learns_something(raw_train, raw_test):
     forest = build_seed_protocol_baseline(n_estimators=20, n_jobs=1).fit(rows, rows[LABEL_COLUMN])
     test = build_feature_rows(raw_test)
     p = forest.predict_proba(test)[:, 1]
-    from sklearn.metrics import roc_auc_score
-
     assert roc_auc_score(test[LABEL_COLUMN], p) > 0.6
 
 
@@ -260,8 +262,6 @@ def test_validation_split_keeps_most_rows_for_fitting():
 
 
 def test_model_version_is_stable_for_same_data_and_params():
-    from datetime import UTC, datetime
-
     now = datetime(2018, 1, 2, 3, 4, 5, tzinfo=UTC)
     a = model_version("abc", {"x": 1}, now)
     assert a.startswith("20180102T030405-")
@@ -282,3 +282,20 @@ def test_plots_are_png_and_embed_as_markdown(result):
     assert base64.b64decode(match.group(2)).startswith(PNG_MAGIC)
     with pytest.raises(ValueError, match="PNG"):
         plots.png_to_markdown(b"GIF89a", "x")
+
+
+def test_single_incident_scoring_stays_fast(raw_test, fitted):
+    """Serving scores one incident per request: guard against per-call overheads creeping in.
+
+    The bound is ten times the ~5 ms measured on a busy 2-core machine, so only a real
+    regression (e.g. pandas string operations per call) fails it, not a slow neighbour.
+    """
+    set_threads(fitted, 1)
+    rows = [raw_test.iloc[[i]] for i in range(25)]
+    fitted.predict_proba(rows[0])
+    timings = []
+    for row in rows:
+        start = time.perf_counter()
+        fitted.predict_proba(row)
+        timings.append(time.perf_counter() - start)
+    assert statistics.median(timings) < 0.05
