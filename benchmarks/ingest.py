@@ -81,7 +81,9 @@ def main() -> None:
     started = time.monotonic()
     result = materialize(
         [raw_crimes],
-        resources={k: defs.resources[k] for k in ("crime_source", "partition_io_manager")},
+        resources={
+            k: defs.resources[k] for k in ("crime_source", "partition_io_manager", "storage")
+        },
         instance=DagsterInstance.get(),
         tags={
             "dagster/asset_partition_range_start": args.start,
