@@ -39,18 +39,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_EXPORT = REPO.parent / "shared" / "data" / "chicago"
-REQUEST_FIELDS = (
-    "date",
-    "block",
-    "location_description",
-    "domestic",
-    "beat",
-    "district",
-    "ward",
-    "community_area",
-    "latitude",
-    "longitude",
-)
 HTTP_TIMEOUT_S = 30.0
 
 
@@ -131,7 +119,8 @@ def _features_and_lightgbm(incidents):
 
 def request_bodies(incidents, batch_size: int) -> tuple[list[bytes], list[tuple[bytes, int]]]:
     """JSON bodies from real rows: 200 with one incident, 20 (body, rows) with ``batch_size``."""
-    sample = incidents[list(REQUEST_FIELDS)].tail(max(2000, batch_size * 20)).copy()
+    from superdan_assets.ml.labels import MODEL_INPUT_COLUMNS
+    sample = incidents[list(MODEL_INPUT_COLUMNS)].tail(max(2000, batch_size * 20)).copy()
     sample["date"] = sample["date"].dt.strftime("%Y-%m-%dT%H:%M:%S")
     records = json.loads(sample.to_json(orient="records"))
     records = [{k: v for k, v in record.items() if v is not None} for record in records]

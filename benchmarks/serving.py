@@ -48,18 +48,6 @@ SINGLE_THREAD_ENV = {
     "MKL_NUM_THREADS": "1",
     "OMP_WAIT_POLICY": "passive",
 }
-CSV_FIELDS = (
-    "date",
-    "block",
-    "location_description",
-    "domestic",
-    "beat",
-    "district",
-    "ward",
-    "community_area",
-    "latitude",
-    "longitude",
-)
 
 
 # -- the model ------------------------------------------------------------------------------
@@ -144,7 +132,8 @@ def _train_with_features_only(model_dir: Path, incidents) -> str:
 
 def request_bodies(incidents, count: int = 256) -> list[bytes]:
     """One CSV body (header + one incident) per real incident, to be sent round-robin."""
-    sample = incidents.tail(count)[list(CSV_FIELDS)].copy()
+    from superdan_assets.ml.labels import MODEL_INPUT_COLUMNS
+    sample = incidents.tail(count)[list(MODEL_INPUT_COLUMNS)].copy()
     sample["date"] = sample["date"].dt.strftime("%Y-%m-%dT%H:%M:%S")
     bodies = []
     for i in range(len(sample)):
@@ -158,7 +147,8 @@ def request_bodies(incidents, count: int = 256) -> list[bytes]:
 
 def bulk_body(incidents, rows: int = 10_000) -> bytes:
     """One JSON body with ``rows`` incidents (repeated when the data has fewer)."""
-    sample = incidents[list(CSV_FIELDS)].head(rows).copy()
+    from superdan_assets.ml.labels import MODEL_INPUT_COLUMNS
+    sample = incidents[list(MODEL_INPUT_COLUMNS)].head(rows).copy()
     sample["date"] = sample["date"].dt.strftime("%Y-%m-%dT%H:%M:%S")
     records = json.loads(sample.to_json(orient="records"))
     records = (records * (rows // max(len(records), 1) + 1))[:rows]

@@ -19,6 +19,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from superdan_assets.ml.schema import check_frame_schema
+
 #: ``primary_type`` values (upper-cased) of the negative class: Chicago THEFT, Rochester Larceny.
 THEFT_TYPES: frozenset[str] = frozenset({"THEFT", "LARCENY"})
 #: ``primary_type`` values (upper-cased) of the positive class.
@@ -239,14 +241,4 @@ def build_feature_rows(raw: pd.DataFrame) -> pd.DataFrame:
 
 def check_feature_rows(frame: pd.DataFrame, where: str = "crime_features") -> None:
     """Raise ``ValueError`` unless ``frame`` has exactly the feature-row columns and dtypes."""
-    if list(frame.columns) != FEATURE_ROW_COLUMNS:
-        raise ValueError(
-            f"{where}: columns {list(frame.columns)} differ from {FEATURE_ROW_COLUMNS}"
-        )
-    wrong = {
-        c: str(frame[c].dtype)
-        for c, t in FEATURE_ROW_DTYPES.items()
-        if str(frame[c].dtype) != str(pd.Series(dtype=t).dtype)
-    }
-    if wrong:
-        raise ValueError(f"{where}: wrong dtypes {wrong}; expected {FEATURE_ROW_DTYPES}")
+    check_frame_schema(frame, FEATURE_ROW_DTYPES, where, error=ValueError)

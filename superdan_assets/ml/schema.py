@@ -225,19 +225,27 @@ def to_canonical(
     return result
 
 
-def check_canonical(frame: pd.DataFrame, where: str = "frame") -> None:
-    """Raise :class:`SchemaError` unless ``frame`` has exactly the canonical columns/dtypes."""
-    if list(frame.columns) != CANONICAL_COLUMNS:
-        raise SchemaError(
-            f"{where}: columns {list(frame.columns)} differ from the canonical {CANONICAL_COLUMNS}"
-        )
+def check_frame_schema(
+    frame: pd.DataFrame,
+    dtypes: dict[str, str],
+    where: str,
+    error: type[Exception] = SchemaError,
+) -> None:
+    """Raise ``error`` unless ``frame`` has exactly the columns of ``dtypes``, in order and type."""
+    if list(frame.columns) != list(dtypes):
+        raise error(f"{where}: columns {list(frame.columns)} differ from {list(dtypes)}")
     wrong = {
         c: str(frame[c].dtype)
-        for c, t in CANONICAL_DTYPES.items()
+        for c, t in dtypes.items()
         if str(frame[c].dtype) != str(pd.Series(dtype=t).dtype)
     }
     if wrong:
-        raise SchemaError(f"{where}: wrong dtypes {wrong}; expected {CANONICAL_DTYPES}")
+        raise error(f"{where}: wrong dtypes {wrong}; expected {dtypes}")
+
+
+def check_canonical(frame: pd.DataFrame, where: str = "frame") -> None:
+    """Raise :class:`SchemaError` unless ``frame`` has exactly the canonical columns/dtypes."""
+    check_frame_schema(frame, CANONICAL_DTYPES, where)
 
 
 def concat_canonical(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
