@@ -11,7 +11,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY superdan_assets ./superdan_assets
 # The exact versions come from pyproject.toml. The base install is only what `serve` and
 # `train` need (the model's libraries, uvicorn with uvloop/httptools): no Dagster, GX or W&B.
