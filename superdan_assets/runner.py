@@ -72,7 +72,7 @@ def _range_tags(start: date, end: date) -> dict[str, str]:
 
 
 def _run(defs, job_name: str, instance, **kwargs):
-    job = defs.get_job_def(job_name)
+    job = defs.resolve_job_def(job_name)
     print(f"[pipeline] running {job_name} ...", flush=True)
     result = job.execute_in_process(instance=instance, raise_on_error=False, **kwargs)
     status = "succeeded" if result.success else "FAILED"

@@ -147,7 +147,7 @@ def test_a_model_failing_its_gates_is_never_promoted_or_served(pipeline_home):
         "import json, sys\n"
         "from dagster import DagsterInstance\n"
         "from superdan_assets.definitions import defs\n"
-        "job = defs.get_job_def('train_and_deploy_job')\n"
+        "job = defs.resolve_job_def('train_and_deploy_job')\n"
         f"cfg = {{'ops': {{'crime_model': {{'config': {{'holdout_days': {HOLDOUT_DAYS}, "
         f"'hyperparameters': {crippled!r}}}}}}}}}\n"
         "r = job.execute_in_process(instance=DagsterInstance.get(), run_config=cfg, "
