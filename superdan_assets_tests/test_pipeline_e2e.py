@@ -121,7 +121,7 @@ def test_every_asset_and_check_is_recorded_in_the_instance(pipeline_home):
                   "drift_report"):
         assert instance.get_latest_materialization_event(AssetKey(asset)) is not None, asset
     raw = instance.get_latest_materialization_event(AssetKey("raw_crimes"))
-    assert raw.asset_materialization.metadata["row_count"].value == pipeline_home["rows"]
+    assert raw.asset_materialization.metadata["run_row_count"].value == pipeline_home["rows"]
     model = instance.get_latest_materialization_event(AssetKey("crime_model"))
     meta = model.asset_materialization.metadata
     assert meta["pr_auc"].value > meta["seed_protocol_pr_auc"].value > meta["prior_pr_auc"].value

@@ -5,7 +5,11 @@ from pathlib import Path
 import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, BackfillPolicy, Output, asset
 
-from superdan_assets.assets.metadata import counts_metadata, preview_metadata
+from superdan_assets.assets.metadata import (
+    counts_metadata,
+    preview_metadata,
+    row_count_metadata,
+)
 from superdan_assets.assets.quality import validate_step
 from superdan_assets.checks.dagster_results import quality_check_specs
 from superdan_assets.ml.labels import LABEL_COLUMN, build_feature_rows, check_feature_rows
@@ -45,7 +49,7 @@ def crime_features(
     yield Output(
         rows,
         metadata={
-            "row_count": len(rows),
+            **row_count_metadata(rows, list(context.partition_keys)),
             "raw_rows": len(raw_crimes),
             "burglary_rows": int(rows[LABEL_COLUMN].sum()),
             "burglary_share": round(burglary_share, 4),

@@ -6,7 +6,12 @@ from pathlib import Path
 import pandas as pd
 from dagster import AssetExecutionContext, BackfillPolicy, MetadataValue, Output, asset
 
-from superdan_assets.assets.metadata import counts_metadata, preview_metadata, timestamp_text
+from superdan_assets.assets.metadata import (
+    counts_metadata,
+    preview_metadata,
+    row_count_metadata,
+    timestamp_text,
+)
 from superdan_assets.assets.quality import validate_step
 from superdan_assets.checks.dagster_results import quality_check_specs
 from superdan_assets.ml.schema import check_canonical
@@ -55,8 +60,7 @@ def raw_crimes(
     yield Output(
         frame,
         metadata={
-            "row_count": len(frame),
-            "days": days,
+            **row_count_metadata(frame, list(context.partition_keys)),
             "rows_per_primary_type": counts_metadata(frame["primary_type"]),
             "first_occurrence": timestamp_text(frame["date"].min() if len(frame) else None),
             "last_occurrence": timestamp_text(frame["date"].max() if len(frame) else None),

@@ -3,7 +3,7 @@
 import boto3
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, materialize
 from moto import mock_aws
 
 from superdan_assets.assets.ingestion import raw_crimes
@@ -66,7 +66,11 @@ def test_backfill_range_is_one_run_with_one_file_per_day(export_file, tmp_path):
     mats = result.asset_materializations_for_node("raw_crimes")
     assert sorted(m.partition for m in mats)[0] == "2018-02-28" and len(mats) == 6
     meta = mats[0].metadata
-    assert meta["row_count"].value == 100
+    assert meta["run_row_count"].value == 100
+    assert meta["rows_per_day"].value == {
+        "2018-02-28": 0, "2018-03-01": 25, "2018-03-02": 25, "2018-03-03": 25,
+        "2018-03-04": 25, "2018-03-05": 0,
+    }
     assert meta["source"].value == "chicago_export"
     assert "THEFT" in meta["rows_per_primary_type"].value
     assert meta["first_occurrence"].value.startswith("2018-03-01")
@@ -82,6 +86,8 @@ def test_rematerializing_a_day_replaces_it_without_duplicates(export_file, tmp_p
         ).success
     day = PartitionStore(LocalBlobStore(tmp_path / "data")).read("raw_crimes", "2018-03-03")
     assert len(day) == 25 and day["id"].is_unique
+    last = instance.get_latest_materialization_event(AssetKey("raw_crimes"))
+    assert last.asset_materialization.metadata["row_count"].value == 25
 
 
 def test_late_reports_are_picked_up_by_refetching(tmp_path):
