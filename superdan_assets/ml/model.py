@@ -25,21 +25,13 @@ from sklearn.pipeline import Pipeline
 
 from superdan_assets.ml.features import (
     DEFAULT_CATEGORICAL_COLUMNS,
+    DEFAULT_HISTORY_KEYS,
     IncidentFeatures,
 )
 
 #: Feature-transformer settings (see :class:`IncidentFeatures`), chosen on the benchmark.
 FEATURE_PARAMS: dict[str, Any] = {
-    "history_keys": [
-        "block",
-        "block_location",
-        "point",
-        "point_location",
-        "street",
-        "beat_location",
-        "cell",
-        "cell_location",
-    ],
+    "history_keys": list(DEFAULT_HISTORY_KEYS),
     "smoothing": 40.0,
     "min_category_count": 20,
     "max_categories": 2000,
