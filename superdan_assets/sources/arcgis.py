@@ -33,7 +33,7 @@ from superdan_assets.ml.schema import (
     to_canonical,
 )
 from superdan_assets.sources.base import Progress, SourceError, naive_local, noop_progress
-from superdan_assets.sources.http import JsonHttpClient, RetryPolicy, TransientResponseError
+from superdan_assets.sources.http import JsonHttpClient, TransientResponseError, retrying_client
 
 DEFAULT_ARCGIS_URL = "https://maps.cityofrochester.gov/arcgis/rest/services/RPD/RPD_Part_I_Crime/FeatureServer/2/query"
 ROCHESTER_TZ = "America/New_York"
@@ -230,11 +230,7 @@ class ArcGISSource:
             raise ValueError(f"page_size must be >= 1, got {page_size}")
         self.url = url
         self.page_size = page_size
-        self.client = client or JsonHttpClient(
-            RetryPolicy(
-                max_attempts=max_attempts, base_delay=backoff, max_delay=max_delay, timeout=timeout
-            )
-        )
+        self.client = client or retrying_client(max_attempts, timeout, backoff, max_delay)
 
     def __repr__(self) -> str:
         return (

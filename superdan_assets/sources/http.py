@@ -290,3 +290,14 @@ class JsonHttpClient:
             except TransientResponseError as exc:
                 raise _RetryableFailure(str(exc)) from None
         return payload
+
+
+def retrying_client(
+    max_attempts: int, timeout: float, backoff: float, max_delay: float
+) -> JsonHttpClient:
+    """The client a city source uses when none is injected: the source's retry settings."""
+    return JsonHttpClient(
+        RetryPolicy(
+            max_attempts=max_attempts, base_delay=backoff, max_delay=max_delay, timeout=timeout
+        )
+    )

@@ -35,7 +35,7 @@ from superdan_assets.ml.schema import (
     to_canonical,
 )
 from superdan_assets.sources.base import Progress, SourceError, naive_local, noop_progress
-from superdan_assets.sources.http import JsonHttpClient, RetryPolicy
+from superdan_assets.sources.http import JsonHttpClient, retrying_client
 
 DEFAULT_SODA_URL = "https://data.cityofchicago.org/resource/ijzp-q8t2.json"
 DEFAULT_TOKEN_ENV = "SUPERDAN_SODA_APP_TOKEN"
@@ -164,11 +164,7 @@ class SodaSource:
         self.page_size = page_size
         self.app_token_env = app_token_env
         self.chunk_freq = chunk_freq
-        self.client = client or JsonHttpClient(
-            RetryPolicy(
-                max_attempts=max_attempts, base_delay=backoff, max_delay=max_delay, timeout=timeout
-            )
-        )
+        self.client = client or retrying_client(max_attempts, timeout, backoff, max_delay)
 
     def __repr__(self) -> str:
         # The token's *variable name* only: its value must never reach logs or metadata.
