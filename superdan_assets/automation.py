@@ -1,64 +1,62 @@
-"""Jobs, the daily schedule and the alert sensor.
+"""Jobs and the daily schedule, per city.
 
-The daily schedule is the one thing that runs on its own: every morning (Chicago time) it
-re-fetches the last ``SUPERDAN_REFETCH_DAYS`` days (late reports land in the day they occurred),
-runs their expectation checks, and materializes those days' drift reports. Retraining is a
-deliberate action (the ``train_and_deploy_job``), never a side effect of the schedule: a model
-is promoted only after a person asked for it and its gates passed.
+The daily schedule of each city is the one thing that runs on its own: every morning at 06:00
+in the city's timezone it re-fetches the last ``SUPERDAN_REFETCH_DAYS`` days (late reports land
+in the day they occurred), runs their expectation checks, and materializes those days' drift
+reports. Retraining is a deliberate action (the city's ``train_and_deploy_job``), never a side
+effect of the schedule: a model is promoted only after a person asked for it and its gates
+passed.
+
+Names: ``<city>__<job>`` (``chicago__daily_job``), so every city's jobs sit side by side in the
+UI and a job name says which city it runs.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
+    JobDefinition,
     RunRequest,
+    ScheduleDefinition,
     ScheduleEvaluationContext,
     define_asset_job,
     schedule,
 )
 
-from superdan_assets.partitions import CITY_TIMEZONE, FIRST_DAY
+from superdan_assets.assets.city import City
 
-INGEST_ASSETS = AssetSelection.assets("raw_crimes", "crime_features")
-DAILY_ASSETS = AssetSelection.assets("raw_crimes", "crime_features", "drift_report")
-
-ingest_job = define_asset_job(
-    "ingest_job",
-    selection=INGEST_ASSETS,
-    description="Fetch a range of days and build their features (with their checks).",
-)
-training_job = define_asset_job(
-    "training_job",
-    selection=AssetSelection.assets("crime_model"),
-    description="Train and gate a model on a window of crime_features (not deployed).",
-)
-train_and_deploy_job = define_asset_job(
-    "train_and_deploy_job",
-    selection=AssetSelection.assets("crime_model", "model_endpoint"),
-    description="Train, gate and, only if every blocking gate passed, promote and deploy.",
-)
-drift_job = define_asset_job(
-    "drift_job",
-    selection=AssetSelection.assets("drift_report"),
-    description="The drift report of one day against the deployed model's training reference.",
-)
-daily_job = define_asset_job(
-    "daily_job",
-    selection=DAILY_ASSETS,
-    description="Re-fetch the last days (late reports), check them, and report drift.",
-)
+JOB_NAMES = ("ingest_job", "training_job", "train_and_deploy_job", "drift_job", "daily_job")
 
 
-def refetch_window(scheduled: datetime, refetch_days: int) -> tuple[str, str]:
-    """Partitions a tick at ``scheduled`` (Chicago time) fills: the last ``refetch_days``
-    complete days, ending yesterday, never before the first partition."""
+def job_name(city: str, job: str) -> str:
+    """``chicago__daily_job``."""
+    return f"{city}__{job}"
+
+
+def schedule_name(city: str) -> str:
+    return f"{city}__daily_schedule"
+
+
+@dataclass(frozen=True)
+class CityAutomation:
+    jobs: list
+    schedule: ScheduleDefinition
+
+
+def refetch_window(
+    scheduled: datetime, refetch_days: int, first_day: str | date
+) -> tuple[str, str]:
+    """Partitions a tick at ``scheduled`` (the city's local time) fills: the last
+    ``refetch_days`` complete days, ending yesterday, never before the first partition."""
     if refetch_days < 1:
         raise ValueError(f"refetch_days must be at least 1, got {refetch_days}")
     yesterday = scheduled.date() - timedelta(days=1)
-    first = max(yesterday - timedelta(days=refetch_days - 1), datetime.fromisoformat(FIRST_DAY).date())
+    first_day = date.fromisoformat(str(first_day))
+    first = max(yesterday - timedelta(days=refetch_days - 1), first_day)
     return first.isoformat(), yesterday.isoformat()
 
 
@@ -68,20 +66,66 @@ def _refetch_days() -> int:
     return Settings.from_env().refetch_days
 
 
-@schedule(
-    job=daily_job,
-    cron_schedule="0 6 * * *",
-    execution_timezone=CITY_TIMEZONE,
-    default_status=DefaultScheduleStatus.RUNNING,
-    description="06:00 Chicago: re-fetch the last days, check them, report drift.",
-)
-def daily_drift_schedule(context: ScheduleEvaluationContext):
-    start, end = refetch_window(context.scheduled_execution_time, _refetch_days())
-    return RunRequest(
-        run_key=f"daily-{end}",
-        tags={
-            "dagster/asset_partition_range_start": start,
-            "dagster/asset_partition_range_end": end,
-            "superdan/trigger": "daily_schedule",
-        },
+def build_city_automation(city: City) -> CityAutomation:
+    """The city's jobs and its daily schedule."""
+    name, title = city.name, city.spec.title
+
+    def keys(*assets: str):
+        return AssetSelection.assets(*(city.key(a) for a in assets))
+
+    jobs: dict[str, JobDefinition] = {
+        "ingest_job": define_asset_job(
+            job_name(name, "ingest_job"), selection=keys("raw_crimes", "crime_features"),
+            description=f"{title}: fetch a range of days and build their features (with checks).",
+            tags=city.tags,
+        ),
+        "training_job": define_asset_job(
+            job_name(name, "training_job"), selection=keys("crime_model"),
+            description=f"{title}: train and gate a model on a window of crime_features "
+            "(not deployed).",
+            tags=city.tags,
+        ),
+        "train_and_deploy_job": define_asset_job(
+            job_name(name, "train_and_deploy_job"), selection=keys("crime_model", "model_endpoint"),
+            description=f"{title}: train, gate and, only if every blocking gate passed, "
+            "promote and deploy.",
+            tags=city.tags,
+        ),
+        "drift_job": define_asset_job(
+            job_name(name, "drift_job"), selection=keys("drift_report"),
+            description=f"{title}: the drift report of days against the deployed model.",
+            tags=city.tags,
+        ),
+        "daily_job": define_asset_job(
+            job_name(name, "daily_job"),
+            selection=keys("raw_crimes", "crime_features", "drift_report"),
+            description=f"{title}: re-fetch the last days (late reports), check them, and "
+            "report drift.",
+            tags=city.tags,
+        ),
+    }
+    first_day = city.spec.city.first_day
+
+    @schedule(
+        name=schedule_name(name),
+        job=jobs["daily_job"],
+        cron_schedule="0 6 * * *",
+        execution_timezone=city.spec.timezone,
+        default_status=DefaultScheduleStatus.RUNNING,
+        description=f"06:00 in {city.spec.timezone}: re-fetch {title}'s last days, check them, "
+        "report drift.",
+        tags=city.tags,
     )
+    def daily_schedule(context: ScheduleEvaluationContext):
+        start, end = refetch_window(context.scheduled_execution_time, _refetch_days(), first_day)
+        return RunRequest(
+            run_key=f"{name}-daily-{end}",
+            tags={
+                "dagster/asset_partition_range_start": start,
+                "dagster/asset_partition_range_end": end,
+                "superdan/trigger": "daily_schedule",
+                **city.tags,
+            },
+        )
+
+    return CityAutomation(jobs=list(jobs.values()), schedule=daily_schedule)

@@ -1,4 +1,9 @@
-"""The code location: the one place that wires assets, checks, resources and automation."""
+"""The code location: the one place that wires assets, checks, resources and automation.
+
+One set of assets, jobs and a daily schedule per city the location serves (``SUPERDAN_CITY``
+plus ``SUPERDAN_CITIES``; see :mod:`superdan_assets.cities.catalog`); resources are shared
+(each asset scopes storage and its endpoint by its city).
+"""
 
 from superdan_assets.settings import apply_runtime_defaults
 
@@ -7,28 +12,20 @@ apply_runtime_defaults()
 from dagster import Definitions  # noqa: E402
 
 from superdan_assets.alerts import build_check_alert_sensors  # noqa: E402
-from superdan_assets.assets.deployment import model_endpoint  # noqa: E402
-from superdan_assets.assets.features import crime_features  # noqa: E402
-from superdan_assets.assets.ingestion import raw_crimes  # noqa: E402
-from superdan_assets.assets.monitoring import drift_report  # noqa: E402
-from superdan_assets.assets.training import crime_model  # noqa: E402
-from superdan_assets.automation import (  # noqa: E402
-    daily_drift_schedule,
-    daily_job,
-    drift_job,
-    ingest_job,
-    train_and_deploy_job,
-    training_job,
-)
+from superdan_assets.assets import City, build_city_assets  # noqa: E402
+from superdan_assets.automation import build_city_automation  # noqa: E402
+from superdan_assets.cities import load_cities  # noqa: E402
 from superdan_assets.resources.factory import build_resources  # noqa: E402
 from superdan_assets.settings import Settings  # noqa: E402
 
 _settings = Settings.from_env()
+_cities = [City(spec) for spec in load_cities()]
+_automation = [build_city_automation(city) for city in _cities]
 
 defs = Definitions(
-    assets=[raw_crimes, crime_features, crime_model, model_endpoint, drift_report],
-    jobs=[ingest_job, training_job, train_and_deploy_job, drift_job, daily_job],
-    schedules=[daily_drift_schedule],
+    assets=[asset for city in _cities for asset in build_city_assets(city)],
+    jobs=[job for auto in _automation for job in auto.jobs],
+    schedules=[auto.schedule for auto in _automation],
     sensors=build_check_alert_sensors(state_dir=_settings.home / "alerts"),
-    resources=build_resources(_settings),
+    resources=build_resources(_settings, default_city=_cities[0].name),
 )

@@ -1,12 +1,24 @@
-"""The partitioning every daily asset shares.
+"""The partitioning every daily asset of a city shares.
 
-Partitions are days of *occurrence* in Chicago local time: the timezone sits on the definition
-(GUIDE section 5) so a partition key means the same day in the UI, the schedule and the data.
+Partitions are days of *occurrence* in the city's local calendar: the timezone sits on the
+definition (GUIDE section 5) so a partition key means the same day in the UI, the schedule and
+the data. Each city has its own definition (its timezone and first day), built once per city.
 """
+
+from __future__ import annotations
+
+from functools import lru_cache
 
 from dagster import DailyPartitionsDefinition
 
-CITY_TIMEZONE = "America/Chicago"
-FIRST_DAY = "2012-01-01"
+from superdan_assets.cities.spec import CitySpec
 
-daily_partitions = DailyPartitionsDefinition(start_date=FIRST_DAY, timezone=CITY_TIMEZONE)
+
+@lru_cache(maxsize=64)
+def _daily(first_day: str, timezone: str) -> DailyPartitionsDefinition:
+    return DailyPartitionsDefinition(start_date=first_day, timezone=timezone)
+
+
+def city_partitions(spec: CitySpec) -> DailyPartitionsDefinition:
+    """Daily partitions from the city's ``first_day`` in its ``timezone``."""
+    return _daily(spec.city.first_day.isoformat(), spec.timezone)

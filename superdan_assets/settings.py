@@ -5,6 +5,9 @@ them, and tests override them with ``monkeypatch.setenv``. Defaults are the embe
 single-machine ones (local files, SQLite Dagster storage, W&B offline); the AWS deployment
 changes only environment variables.
 
+What a city is (its feed, columns, labels, timezone) is not a setting: it is the city's spec
+(:mod:`superdan_assets.cities`); ``SUPERDAN_CITY``/``SUPERDAN_CITIES`` only choose which specs.
+
 Secrets (the SODA app token, AWS keys, the W&B key, the alert webhook URL) are never read here
 into values that end up in config or metadata: the code that needs one reads it by name at the
 moment of use.
@@ -49,13 +52,9 @@ class Settings:
     storage: str  # "local" | "s3"
     s3_bucket: str | None
     s3_prefix: str
-    source: str  # "soda" | "export" | "arcgis"
-    export_path: str | None
-    soda_url: str
-    arcgis_url: str
     refetch_days: int
     endpoint_backend: str  # "local" | "sagemaker"
-    endpoint_port: int
+    endpoint_port: int | None
     endpoint_workers: int
     sagemaker_endpoint_name: str
     sagemaker_image_uri: str | None
@@ -65,16 +64,6 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         home = project_home()
-        export_path = _env("SUPERDAN_EXPORT_PATH")
-        source = _env("SUPERDAN_SOURCE", "export" if export_path else "soda")
-        if source not in ("soda", "export", "arcgis"):
-            raise ValueError(
-                f"SUPERDAN_SOURCE={source!r} is not one of 'soda', 'export', 'arcgis'"
-            )
-        if source == "export" and not export_path:
-            raise ValueError(
-                "SUPERDAN_SOURCE=export needs SUPERDAN_EXPORT_PATH (a bulk export file or folder)"
-            )
         storage = _env("SUPERDAN_STORAGE", "local")
         if storage not in ("local", "s3"):
             raise ValueError(f"SUPERDAN_STORAGE={storage!r} is not one of 'local', 's3'")
@@ -92,19 +81,9 @@ class Settings:
             storage=storage,
             s3_bucket=bucket,
             s3_prefix=_env("SUPERDAN_S3_PREFIX", "superdan").strip("/"),
-            source=source,
-            export_path=export_path,
-            soda_url=_env(
-                "SUPERDAN_SODA_URL", "https://data.cityofchicago.org/resource/ijzp-q8t2.json"
-            ),
-            arcgis_url=_env(
-                "SUPERDAN_ARCGIS_URL",
-                "https://maps.cityofrochester.gov/arcgis/rest/services/RPD/RPD_Part_I_Crime/"
-                "FeatureServer/2/query",
-            ),
             refetch_days=int(_env("SUPERDAN_REFETCH_DAYS", "7")),
             endpoint_backend=backend,
-            endpoint_port=int(_env("SUPERDAN_ENDPOINT_PORT", "8080")),
+            endpoint_port=int(port) if (port := _env("SUPERDAN_ENDPOINT_PORT")) else None,
             endpoint_workers=int(_env("SUPERDAN_ENDPOINT_WORKERS", "1")),
             sagemaker_endpoint_name=_env("SUPERDAN_SAGEMAKER_ENDPOINT", "superdan-crime-model"),
             sagemaker_image_uri=_env("SUPERDAN_SAGEMAKER_IMAGE_URI"),

@@ -11,7 +11,8 @@ import json
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from superdan_assets.assets.training import GATES_FILE, crime_model
+from superdan_assets.assets.city import City
+from superdan_assets.assets.training import GATES_FILE
 from superdan_assets.resources.endpoint import EndpointResource
 from superdan_assets.resources.storage import StorageResource
 from superdan_assets.storage.blobstore import BlobNotFound
@@ -21,8 +22,8 @@ class GateNotPassedError(RuntimeError):
     """The candidate model failed (or never ran) a blocking quality gate."""
 
 
-def latest_model_version(context: AssetExecutionContext) -> str:
-    event = context.instance.get_latest_materialization_event(AssetKey("crime_model"))
+def latest_model_version(context: AssetExecutionContext, key: AssetKey) -> str:
+    event = context.instance.get_latest_materialization_event(key)
     if event is None or event.asset_materialization is None:
         raise GateNotPassedError("crime_model has never been materialized: train a model first")
     version = event.asset_materialization.metadata.get("model_version")
@@ -31,10 +32,10 @@ def latest_model_version(context: AssetExecutionContext) -> str:
     return str(version.value)
 
 
-def require_gates_passed(storage: StorageResource, version: str) -> dict:
+def require_gates_passed(storage: StorageResource, city: str, version: str) -> dict:
     """The gate record of ``version``; raises unless every gate passed."""
     try:
-        gates = json.loads(storage.blobs().read_bytes(f"models/{version}/{GATES_FILE}"))
+        gates = json.loads(storage.blobs(city).read_bytes(f"models/{version}/{GATES_FILE}"))
     except BlobNotFound as exc:
         raise GateNotPassedError(
             f"model {version} has no gate record: it was not produced by crime_model"
@@ -45,36 +46,45 @@ def require_gates_passed(storage: StorageResource, version: str) -> dict:
     return gates
 
 
-@asset(
-    deps=[crime_model],
-    kinds={"docker", "sagemaker"},
-    group_name="model",
-    description="The endpoint serving the promoted crime_model (SageMaker /ping + /invocations "
-    "contract), rolled with zero downtime; the previous model keeps serving if this fails.",
-)
-def model_endpoint(
-    context: AssetExecutionContext, storage: StorageResource, endpoint: EndpointResource
-) -> MaterializeResult:
-    version = latest_model_version(context)
-    require_gates_passed(storage, version)
-    registry = storage.registry()
-    artifact_dir = registry.fetch(version)  # verified copy (sha256 checked)
-    context.log.info(f"deploying model {version} to the {endpoint.backend} endpoint")
-    result = endpoint.build().deploy(artifact_dir)
-    promotion = registry.promote(version, reason=f"deployed by run {context.run_id}")
-    context.log.info(f"model {version} serving at {result.url}; promoted to production")
-    return MaterializeResult(
-        metadata={
-            "url": MetadataValue.url(result.url),
-            "backend": result.backend,
-            "model_version": result.model_version,
-            "previous_version": result.previous_version or "none",
-            "smoke_latency_ms": round(float(result.smoke_latency_ms), 1),
-            "how_to_call": MetadataValue.md(f"```bash\n{result.example}\n```"),
-            "example": MetadataValue.text(result.example),
-            "promoted_at": promotion["promoted_at"],
-            **({"pid": result.pid} if result.pid else {}),
-            **({"endpoint_name": result.endpoint_name} if result.endpoint_name else {}),
-            **({"model_data_url": result.model_data_url} if result.model_data_url else {}),
-        }
+def build_model_endpoint(city: City):
+    """The city's ``model_endpoint`` asset."""
+
+    @asset(
+        key=city.key("model_endpoint"),
+        deps=[city.key("crime_model")],
+        kinds={"docker", "sagemaker"},
+        group_name=city.group,
+        tags=city.tags,
+        description=f"The endpoint serving {city.spec.title}'s promoted crime_model (SageMaker "
+        "/ping + /invocations contract), rolled with zero downtime; the previous model keeps "
+        "serving if this fails.",
     )
+    def model_endpoint(
+        context: AssetExecutionContext, storage: StorageResource, endpoint: EndpointResource
+    ) -> MaterializeResult:
+        version = latest_model_version(context, city.key("crime_model"))
+        require_gates_passed(storage, city.name, version)
+        registry = storage.registry(city.name)
+        artifact_dir = registry.fetch(version)  # verified copy (sha256 checked)
+        context.log.info(f"deploying model {version} to the {endpoint.backend} endpoint")
+        result = endpoint.build(city.name, city.spec.serving.port).deploy(artifact_dir)
+        promotion = registry.promote(version, reason=f"deployed by run {context.run_id}")
+        context.log.info(f"model {version} serving at {result.url}; promoted to production")
+        return MaterializeResult(
+            metadata={
+                "url": MetadataValue.url(result.url),
+                "city": city.name,
+                "backend": result.backend,
+                "model_version": result.model_version,
+                "previous_version": result.previous_version or "none",
+                "smoke_latency_ms": round(float(result.smoke_latency_ms), 1),
+                "how_to_call": MetadataValue.md(f"```bash\n{result.example}\n```"),
+                "example": MetadataValue.text(result.example),
+                "promoted_at": promotion["promoted_at"],
+                **({"pid": result.pid} if result.pid else {}),
+                **({"endpoint_name": result.endpoint_name} if result.endpoint_name else {}),
+                **({"model_data_url": result.model_data_url} if result.model_data_url else {}),
+            }
+        )
+
+    return model_endpoint

@@ -26,8 +26,9 @@ from dagster import (
 )
 from pydantic import Field
 
+from superdan_assets.assets.city import City
+from superdan_assets.assets.ingestion import MAX_DAYS_PER_RUN
 from superdan_assets.assets.metadata import markdown_table
-from superdan_assets.partitions import daily_partitions
 from superdan_assets.resources.storage import StorageResource
 from superdan_assets.storage.blobstore import BlobNotFound
 
@@ -70,16 +71,17 @@ def performance_collapsed(report: dict, tolerance: float) -> tuple[bool, str]:
     return high < reference - tolerance, text
 
 
-def _checks(report: dict | None, tolerance: float) -> list[AssetCheckResult]:
+def _checks(report: dict | None, tolerance: float, key) -> list[AssetCheckResult]:
     if report is None:
         note = {"note": "no deployed model yet: nothing to compare with"}
         return [
-            AssetCheckResult(check_name="no_data_drift", passed=True, metadata=note),
-            AssetCheckResult(check_name="no_performance_collapse", passed=True, metadata=note),
+            AssetCheckResult(asset_key=key, check_name="no_data_drift", passed=True, metadata=note),
+            AssetCheckResult(asset_key=key, check_name="no_performance_collapse", passed=True, metadata=note),
         ]
     collapsed, text = performance_collapsed(report, tolerance)
     return [
         AssetCheckResult(
+            asset_key=key,
             check_name="no_data_drift",
             passed=report["verdict"] == "OK",
             severity=AssetCheckSeverity.WARN,
@@ -91,6 +93,7 @@ def _checks(report: dict | None, tolerance: float) -> list[AssetCheckResult]:
             },
         ),
         AssetCheckResult(
+            asset_key=key,
             check_name="no_performance_collapse",
             passed=not collapsed,
             severity=AssetCheckSeverity.ERROR,
@@ -100,100 +103,109 @@ def _checks(report: dict | None, tolerance: float) -> list[AssetCheckResult]:
     ]
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    ins={"crime_features": AssetIn()},
-    deps=["model_endpoint"],
-    check_specs=[
-        AssetCheckSpec("no_data_drift", asset="drift_report",
-                       description="WARN when the day's verdict is WARN or ALERT"),
-        AssetCheckSpec("no_performance_collapse", asset="drift_report",
-                       description="ERROR when realised PR-AUC is clearly below the reference"),
-    ],
-    kinds={"pandas", "scipy"},
-    group_name="monitoring",
-    description="One day's feature, prediction and label drift and realised performance of "
-    "the deployed model, against its training reference; verdict OK / WARN / ALERT.",
-)
-def drift_report(
-    context: AssetExecutionContext,
-    config: DriftReportConfig,
-    crime_features: pd.DataFrame,
-    storage: StorageResource,
-):
-    from superdan_assets.ml import drift
-    from superdan_assets.ml.drift_plots import (
-        plot_performance_over_time,
-        plot_top_drifted_features,
-        png_markdown,
-    )
+def build_drift_report(city: City):
+    """The city's ``drift_report`` asset."""
 
-    registry = storage.registry()
-    blobs = storage.blobs()
-    version = registry.production_version()
-    if version is None:
-        context.log.warning("no model is deployed yet: run train_and_deploy_job first")
-        yield MaterializeResult(metadata={"verdict": NO_MODEL, "model_version": "none"})
-        yield from _checks(None, config.performance_tolerance)
-        return
-    try:
-        profile = drift.ReferenceProfile.from_dict(
-            json.loads(blobs.read_bytes(f"models/{version}/{REFERENCE_FILE}"))
+    @asset(
+        key=city.key("drift_report"),
+        partitions_def=city.partitions_def,
+        backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN),
+        ins={"crime_features": AssetIn(key=city.key("crime_features"))},
+        deps=[city.key("model_endpoint")],
+        check_specs=[
+            AssetCheckSpec("no_data_drift", asset=city.key("drift_report"),
+                           description="WARN when the day's verdict is WARN or ALERT"),
+            AssetCheckSpec("no_performance_collapse", asset=city.key("drift_report"),
+                           description="ERROR when realised PR-AUC is clearly below the reference"),
+        ],
+        kinds={"pandas", "scipy"},
+        group_name=city.group,
+        tags=city.tags,
+        description=f"One day's feature, prediction and label drift and realised performance of "
+        f"{city.spec.title}'s deployed model, against its training reference; verdict OK / WARN / "
+        "ALERT.",
+    )
+    def drift_report(
+        context: AssetExecutionContext,
+        config: DriftReportConfig,
+        crime_features: pd.DataFrame,
+        storage: StorageResource,
+    ):
+        from superdan_assets.ml import drift
+        from superdan_assets.ml.drift_plots import (
+            plot_performance_over_time,
+            plot_top_drifted_features,
+            png_markdown,
         )
-    except BlobNotFound as exc:
-        raise RuntimeError(
-            f"model {version} has no drift reference ({REFERENCE_FILE}); retrain it with "
-            "crime_model to create one"
-        ) from exc
-    model = registry.load(version)
-    drift_config = drift.DriftConfig(
-        numeric_threshold=config.numeric_threshold,
-        psi_threshold=config.psi_threshold,
-        categorical_threshold=config.categorical_threshold,
-        prediction_threshold=config.prediction_threshold,
-        performance_tolerance=config.performance_tolerance,
-    )
-    days = crime_features["date"].dt.strftime("%Y-%m-%d")
-    reports = []
-    for key in sorted(context.partition_keys):
-        rows = crime_features[days == key].reset_index(drop=True)
-        probabilities = model.predict_proba(rows) if len(rows) else None
-        report = drift.drift_report(
-            rows, profile, probabilities, day=key, config=drift_config
-        ).to_dict()
-        report["model_version"] = version
-        blobs.write_bytes(f"{REPORTS_PREFIX}/{key}.json", json.dumps(report).encode())
-        reports.append((key, report))
-        context.log.info(f"{key}: {report['verdict']} {'; '.join(report['reasons'])}")
 
-    last_key, last = reports[-1]
-    worst = max(reports, key=lambda kv: ["OK", "WARN", "ALERT"].index(kv[1]["verdict"]))[1]
-    history = _stored_reports(blobs, last_key, config.history_days)
-    perf = last.get("performance") or {}
-    metrics = perf.get("metrics") or {}
-    metadata = {
-        "verdict": worst["verdict"],
-        "reasons": MetadataValue.md("\n".join(f"- {r}" for r in worst["reasons"]) or "none"),
-        "model_version": version,
-        "days": len(reports),
-        "rows": int(sum(r["rows"] for _, r in reports)),
-        "drift_share": float(last["drift_share"]),
-        "drifted_features": MetadataValue.json(last["drifted_features"]),
-        "top_drifted_features": MetadataValue.md(
-            png_markdown(plot_top_drifted_features(_as_report(last)), "top drifted features")
-        ),
-        "performance_over_time": MetadataValue.md(
-            png_markdown(plot_performance_over_time(history, "pr_auc"), "PR-AUC per day")
-        ),
-        **{
-            f"realised_{m}": float(v["value"])
-            for m, v in metrics.items() if v.get("value") is not None
-        },
-        "by_district": MetadataValue.md(_district_table(last.get("by_district") or [])),
-    }
-    yield MaterializeResult(metadata=metadata)
-    yield from _checks(worst, config.performance_tolerance)
+        registry = storage.registry(city.name)
+        blobs = storage.blobs(city.name)
+        version = registry.production_version()
+        if version is None:
+            context.log.warning("no model is deployed yet: run train_and_deploy_job first")
+            yield MaterializeResult(metadata={"verdict": NO_MODEL, "model_version": "none"})
+            yield from _checks(None, config.performance_tolerance, city.key("drift_report"))
+            return
+        try:
+            profile = drift.ReferenceProfile.from_dict(
+                json.loads(blobs.read_bytes(f"models/{version}/{REFERENCE_FILE}"))
+            )
+        except BlobNotFound as exc:
+            raise RuntimeError(
+                f"model {version} has no drift reference ({REFERENCE_FILE}); retrain it with "
+                "crime_model to create one"
+            ) from exc
+        model = registry.load(version)
+        drift_config = drift.DriftConfig(
+            numeric_threshold=config.numeric_threshold,
+            psi_threshold=config.psi_threshold,
+            categorical_threshold=config.categorical_threshold,
+            prediction_threshold=config.prediction_threshold,
+            performance_tolerance=config.performance_tolerance,
+        )
+        days = crime_features["date"].dt.strftime("%Y-%m-%d")
+        reports = []
+        for key in sorted(context.partition_keys):
+            rows = crime_features[days == key].reset_index(drop=True)
+            probabilities = model.predict_proba(rows) if len(rows) else None
+            report = drift.drift_report(
+                rows, profile, probabilities, day=key, config=drift_config
+            ).to_dict()
+            report["model_version"] = version
+            blobs.write_bytes(f"{REPORTS_PREFIX}/{key}.json", json.dumps(report).encode())
+            reports.append((key, report))
+            context.log.info(f"{key}: {report['verdict']} {'; '.join(report['reasons'])}")
+
+        last_key, last = reports[-1]
+        worst = max(reports, key=lambda kv: ["OK", "WARN", "ALERT"].index(kv[1]["verdict"]))[1]
+        history = _stored_reports(blobs, last_key, config.history_days)
+        perf = last.get("performance") or {}
+        metrics = perf.get("metrics") or {}
+        metadata = {
+            "verdict": worst["verdict"],
+            "reasons": MetadataValue.md("\n".join(f"- {r}" for r in worst["reasons"]) or "none"),
+            "model_version": version,
+            "city": city.name,
+            "days": len(reports),
+            "rows": int(sum(r["rows"] for _, r in reports)),
+            "drift_share": float(last["drift_share"]),
+            "drifted_features": MetadataValue.json(last["drifted_features"]),
+            "top_drifted_features": MetadataValue.md(
+                png_markdown(plot_top_drifted_features(_as_report(last)), "top drifted features")
+            ),
+            "performance_over_time": MetadataValue.md(
+                png_markdown(plot_performance_over_time(history, "pr_auc"), "PR-AUC per day")
+            ),
+            **{
+                f"realised_{m}": float(v["value"])
+                for m, v in metrics.items() if v.get("value") is not None
+            },
+            "by_district": MetadataValue.md(_district_table(last.get("by_district") or [])),
+        }
+        yield MaterializeResult(metadata=metadata)
+        yield from _checks(worst, config.performance_tolerance, city.key("drift_report"))
+
+    return drift_report
 
 
 def _as_report(report: dict):

@@ -23,7 +23,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from superdan_assets.assets.features import crime_features
+from superdan_assets.assets.city import City
 from superdan_assets.checks.model_gates import (
     GateResult,
     beats_baselines_gate,
@@ -108,160 +108,169 @@ def _gate_check(result: GateResult) -> AssetCheckResult:
     )
 
 
-@asset(
-    deps=[crime_features],
-    check_specs=[
-        AssetCheckSpec(
-            "beats_baselines", asset="crime_model", blocking=True,
-            description="PR-AUC above the class prior and the original project's protocol",
-        ),
-        AssetCheckSpec(
-            "no_regression_vs_production", asset="crime_model", blocking=True,
-            description="PR-AUC not below the production model's on the same held-out "
-            "period by more than the configured margin",
-        ),
-    ],
-    kinds={"scikit-learn", "lightgbm"},
-    group_name="model",
-    description="Burglary-vs-theft model trained on a window of crime_features and evaluated "
-    "on the later held-out days; registered (not yet promoted) with its manifest.",
-)
-def crime_model(
-    context: AssetExecutionContext,
-    config: CrimeModelConfig,
-    storage: StorageResource,
-    tracker: ExperimentTracker,
-):
-    from superdan_assets.ml import plots
-    from superdan_assets.ml.training import train_and_evaluate
+def build_crime_model(city: City):
+    """The city's ``crime_model`` asset."""
 
-    partitions = storage.partitions()
-    train_days, test_days = training_window(
-        partitions.list_partitions("crime_features"),
-        config.train_start, config.train_end, config.holdout_days,
+    @asset(
+        key=city.key("crime_model"),
+        deps=[city.key("crime_features")],
+        check_specs=[
+            AssetCheckSpec(
+                "beats_baselines", asset=city.key("crime_model"), blocking=True,
+                description="PR-AUC above the class prior and the original project's protocol",
+            ),
+            AssetCheckSpec(
+                "no_regression_vs_production", asset=city.key("crime_model"), blocking=True,
+                description="PR-AUC not below the production model's on the same held-out "
+                "period by more than the configured margin",
+            ),
+        ],
+        kinds={"scikit-learn", "lightgbm"},
+        group_name=city.group,
+        tags=city.tags,
+        description=f"{city.spec.title} burglary-vs-theft model trained on a window of "
+        "crime_features and evaluated on the later held-out days; registered (not yet promoted) "
+        "with its manifest.",
     )
-    usable = _days_passing_blocking_checks(context, train_days + test_days)
-    skipped = sorted(set(train_days + test_days) - usable)
-    if skipped:
-        context.log.warning(
-            f"leaving out {len(skipped)} day(s) whose blocking checks failed, e.g. {skipped[:5]}"
+    def crime_model(
+        context: AssetExecutionContext,
+        config: CrimeModelConfig,
+        storage: StorageResource,
+        tracker: ExperimentTracker,
+    ):
+        from superdan_assets.ml import plots
+        from superdan_assets.ml.training import train_and_evaluate
+
+        partitions = storage.partitions(city.name)
+        train_days, test_days = training_window(
+            partitions.list_partitions("crime_features"),
+            config.train_start, config.train_end, config.holdout_days,
         )
-    train_days = [d for d in train_days if d in usable]
-    test_days = [d for d in test_days if d in usable]
-    if not train_days or not test_days:
-        raise ValueError(
-            "no training or held-out days left after removing days whose blocking checks "
-            f"failed ({len(skipped)} removed); fix or re-fetch those days"
+        usable = _days_passing_blocking_checks(context, city, train_days + test_days)
+        skipped = sorted(set(train_days + test_days) - usable)
+        if skipped:
+            context.log.warning(
+                f"leaving out {len(skipped)} day(s) whose blocking checks failed, e.g. {skipped[:5]}"
+            )
+        train_days = [d for d in train_days if d in usable]
+        test_days = [d for d in test_days if d in usable]
+        if not train_days or not test_days:
+            raise ValueError(
+                "no training or held-out days left after removing days whose blocking checks "
+                f"failed ({len(skipped)} removed); fix or re-fetch those days"
+            )
+        context.log.info(
+            f"training on {len(train_days)} day(s) {train_days[0]}..{train_days[-1]}, "
+            f"evaluating on {len(test_days)} day(s) {test_days[0]}..{test_days[-1]}"
         )
-    context.log.info(
-        f"training on {len(train_days)} day(s) {train_days[0]}..{train_days[-1]}, "
-        f"evaluating on {len(test_days)} day(s) {test_days[0]}..{test_days[-1]}"
-    )
-    train = partitions.read_many("crime_features", train_days)
-    test = partitions.read_many("crime_features", test_days)
-    params = json.loads(config.hyperparameters or "{}")
-    if not isinstance(params, dict):
-        raise ValueError("hyperparameters must be a JSON object, e.g. {\"learning_rate\": 0.05}")
+        train = partitions.read_many("crime_features", train_days)
+        test = partitions.read_many("crime_features", test_days)
+        params = json.loads(config.hyperparameters or "{}")
+        if not isinstance(params, dict):
+            raise ValueError("hyperparameters must be a JSON object, e.g. {\"learning_rate\": 0.05}")
 
-    result = train_and_evaluate(
-        train, test, params=params, min_recall=config.min_recall, seed=config.seed,
-        progress=context.log.info,
-    )
-    manifest = result.manifest
-    version = str(manifest["version"])
-
-    registry = storage.registry()
-    staging = storage.scratch_dir("artifacts") / version
-    from superdan_assets.ml.artifact import save_model
-
-    manifest = save_model(result.pipeline, manifest, staging)
-    registry.register(staging)
-    _save_drift_reference(registry, version, result, test)
-
-    production_version = registry.production_version()
-    production_pr_auc = None
-    if production_version and production_version != version:
-        production = registry.load(production_version)
-        production_pr_auc = _pr_auc_of(production, test)
-    model_metrics = manifest["metrics"]["model"]
-    if model_metrics.get("pr_auc") is None:
-        raise ValueError(
-            f"the held-out days {test_days[0]}..{test_days[-1]} contain only one class, so the "
-            "model cannot be judged; widen holdout_days"
+        result = train_and_evaluate(
+            train, test, city=city.name, params=params, min_recall=config.min_recall, seed=config.seed,
+            progress=context.log.info,
         )
-    gates = [
-        beats_baselines_gate(
-            model_metrics["pr_auc"],
-            {
-                name: m["pr_auc"]
-                for name, m in manifest["metrics"]["baselines"].items()
-                if m.get("pr_auc") is not None
+        manifest = result.manifest
+        version = str(manifest["version"])
+
+        registry = storage.registry(city.name)
+        staging = storage.scratch_dir("artifacts") / version
+        from superdan_assets.ml.artifact import save_model
+
+        manifest = save_model(result.pipeline, manifest, staging)
+        registry.register(staging)
+        _save_drift_reference(registry, version, result, test)
+
+        production_version = registry.production_version()
+        production_pr_auc = None
+        if production_version and production_version != version:
+            production = registry.load(production_version)
+            production_pr_auc = _pr_auc_of(production, test)
+        model_metrics = manifest["metrics"]["model"]
+        if model_metrics.get("pr_auc") is None:
+            raise ValueError(
+                f"the held-out days {test_days[0]}..{test_days[-1]} contain only one class, so the "
+                "model cannot be judged; widen holdout_days"
+            )
+        gates = [
+            beats_baselines_gate(
+                model_metrics["pr_auc"],
+                {
+                    name: m["pr_auc"]
+                    for name, m in manifest["metrics"]["baselines"].items()
+                    if m.get("pr_auc") is not None
+                },
+            ),
+            no_regression_gate(
+                model_metrics["pr_auc"], production_pr_auc, production_version,
+                config.production_margin,
+            ),
+        ]
+        registry.blobs.write_bytes(
+            f"models/{version}/{GATES_FILE}",
+            json.dumps({g.name: {"passed": g.passed, "summary": g.summary} for g in gates}).encode(),
+        )
+
+        figures = {
+            "pr_curve": plots.pr_curve_png(result),
+            "calibration": plots.calibration_png(result),
+            "feature_importance": plots.feature_importance_png(result),
+        }
+        tracked = tracker.log_training(
+            name=f"crime-model-{city.name}-{version}",
+            config={"city": city.name, "version": version, "train_days": [train_days[0], train_days[-1]],
+                    "test_days": [test_days[0], test_days[-1]], "params": manifest.get("params"),
+                    "min_recall": config.min_recall, "seed": config.seed},
+            metrics=manifest["metrics"],
+            plots=figures,
+            artifact_dir=staging,
+        )
+        return MaterializeResult(
+            metadata={
+                "model_version": version,
+                "city": city.name,
+                "registry_uri": registry.blobs.uri(f"models/{version}/"),
+                "production_version": production_version or "none",
+                "train_window": f"{train_days[0]}..{train_days[-1]}",
+                "test_window": f"{test_days[0]}..{test_days[-1]}",
+                "train_rows": int(len(train)),
+                "test_rows": int(len(test)),
+                "days_left_out_failing_checks": len(skipped),
+                "roc_auc": float(model_metrics["roc_auc"]),
+                "pr_auc": float(model_metrics["pr_auc"]),
+                "log_loss": float(model_metrics["log_loss"]),
+                "brier": float(model_metrics["brier"]),
+                "threshold": float(manifest["threshold"]),
+                "precision_at_threshold": float(model_metrics["at_threshold"]["precision"]),
+                "recall_at_threshold": float(model_metrics["at_threshold"]["recall"]),
+                "f1_at_threshold": float(model_metrics["at_threshold"]["f1"]),
+                "precision_at_recall_0_6": _number(model_metrics.get("precision_at_recall_0_6")),
+                "expected_calibration_error": _number(
+                    (model_metrics.get("calibration") or {}).get("expected_calibration_error")
+                ),
+                "confusion_matrix": MetadataValue.json(model_metrics["at_threshold"]["confusion_matrix"]),
+                "fit_seconds": round(float(result.timings.get("fit_seconds", 0.0)), 1),
+                **{
+                    f"{name}_pr_auc": _number(m.get("pr_auc"))
+                    for name, m in manifest["metrics"]["baselines"].items()
+                },
+                "pr_curve": MetadataValue.md(plots.png_to_markdown(figures["pr_curve"], "PR curve")),
+                "calibration": MetadataValue.md(
+                    plots.png_to_markdown(figures["calibration"], "calibration")
+                ),
+                "feature_importance": MetadataValue.md(
+                    plots.png_to_markdown(figures["feature_importance"], "feature importance")
+                ),
+                "wandb_mode": tracked.mode,
+                "wandb_run": tracked.url or tracked.run_id or "disabled",
             },
-        ),
-        no_regression_gate(
-            model_metrics["pr_auc"], production_pr_auc, production_version,
-            config.production_margin,
-        ),
-    ]
-    registry.blobs.write_bytes(
-        f"models/{version}/{GATES_FILE}",
-        json.dumps({g.name: {"passed": g.passed, "summary": g.summary} for g in gates}).encode(),
-    )
+            check_results=[_gate_check(g) for g in gates],
+        )
 
-    figures = {
-        "pr_curve": plots.pr_curve_png(result),
-        "calibration": plots.calibration_png(result),
-        "feature_importance": plots.feature_importance_png(result),
-    }
-    tracked = tracker.log_training(
-        name=f"crime-model-{version}",
-        config={"version": version, "train_days": [train_days[0], train_days[-1]],
-                "test_days": [test_days[0], test_days[-1]], "params": manifest.get("params"),
-                "min_recall": config.min_recall, "seed": config.seed},
-        metrics=manifest["metrics"],
-        plots=figures,
-        artifact_dir=staging,
-    )
-    return MaterializeResult(
-        metadata={
-            "model_version": version,
-            "registry_uri": registry.blobs.uri(f"models/{version}/"),
-            "production_version": production_version or "none",
-            "train_window": f"{train_days[0]}..{train_days[-1]}",
-            "test_window": f"{test_days[0]}..{test_days[-1]}",
-            "train_rows": int(len(train)),
-            "test_rows": int(len(test)),
-            "days_left_out_failing_checks": len(skipped),
-            "roc_auc": float(model_metrics["roc_auc"]),
-            "pr_auc": float(model_metrics["pr_auc"]),
-            "log_loss": float(model_metrics["log_loss"]),
-            "brier": float(model_metrics["brier"]),
-            "threshold": float(manifest["threshold"]),
-            "precision_at_threshold": float(model_metrics["at_threshold"]["precision"]),
-            "recall_at_threshold": float(model_metrics["at_threshold"]["recall"]),
-            "f1_at_threshold": float(model_metrics["at_threshold"]["f1"]),
-            "precision_at_recall_0_6": _number(model_metrics.get("precision_at_recall_0_6")),
-            "expected_calibration_error": _number(
-                (model_metrics.get("calibration") or {}).get("expected_calibration_error")
-            ),
-            "confusion_matrix": MetadataValue.json(model_metrics["at_threshold"]["confusion_matrix"]),
-            "fit_seconds": round(float(result.timings.get("fit_seconds", 0.0)), 1),
-            **{
-                f"{name}_pr_auc": _number(m.get("pr_auc"))
-                for name, m in manifest["metrics"]["baselines"].items()
-            },
-            "pr_curve": MetadataValue.md(plots.png_to_markdown(figures["pr_curve"], "PR curve")),
-            "calibration": MetadataValue.md(
-                plots.png_to_markdown(figures["calibration"], "calibration")
-            ),
-            "feature_importance": MetadataValue.md(
-                plots.png_to_markdown(figures["feature_importance"], "feature importance")
-            ),
-            "wandb_mode": tracked.mode,
-            "wandb_run": tracked.url or tracked.run_id or "disabled",
-        },
-        check_results=[_gate_check(g) for g in gates],
-    )
+    return crime_model
 
 
 def _number(value) -> float:
@@ -291,7 +300,9 @@ def _pr_auc_of(model, rows: pd.DataFrame) -> float:
     return float(average_precision_score(rows["label"], model.predict_proba(rows)))
 
 
-def _days_passing_blocking_checks(context: AssetExecutionContext, days: list[str]) -> set[str]:
+def _days_passing_blocking_checks(
+    context: AssetExecutionContext, city: City, days: list[str]
+) -> set[str]:
     """Days whose latest crime_features materialization passed its blocking expectations.
 
     A day that failed them (or was stored without being checked) never reaches the model.
@@ -304,6 +315,7 @@ def _days_passing_blocking_checks(context: AssetExecutionContext, days: list[str
 
     return set(
         partitions_passing_blocking_checks(
-            context.instance, "crime_features", check_name("crime_features", Severity.ERROR), days
+            context.instance, city.key("crime_features"),
+            check_name("crime_features", Severity.ERROR), days,
         )
     )

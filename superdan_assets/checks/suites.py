@@ -13,9 +13,14 @@ is stable, and a validation only passes values in.
 Severity policy. ERROR (blocking): anything that would corrupt the model or the training set:
 schema or dtype changes, required fields missing, duplicated ids, rows outside the partition's
 day, an empty feature day, labels other than 0/1, most coordinates missing or outside the city.
-WARN (non-blocking, alerted): anything only unusual: a category never seen in 2012-2018, a few
-coordinates outside the city, more missing coordinates than usual, a row count or burglary share
-outside the bounds learnt from history, reports that moved days or vanished since the last fetch.
+WARN (non-blocking, alerted): anything only unusual: a category the city's stored history never
+had, a few coordinates outside the city, more missing coordinates than usual, a row count or
+burglary share outside the bounds learnt from history, reports that moved days or vanished since
+the last fetch.
+
+Nothing here is any one city's: the known categories and the coordinate box are parameters too,
+learnt from the city's own stored history (:mod:`superdan_assets.checks.profile`) or read from
+its spec's ``[bounds]``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from superdan_assets.checks.known_values import KnownValues, load_known_values
 from superdan_assets.checks.outcome import Severity
 from superdan_assets.ml.labels import FEATURE_ROW_DTYPES, LABEL_COLUMN
 from superdan_assets.ml.schema import CANONICAL_DTYPES, REQUIRED_COLUMNS
@@ -53,6 +57,18 @@ P_IDS_BEFORE = "ids_previously_in_partition"
 
 #: What needs which input; without it the expectation passes with ``evaluated=False``.
 NEEDS_ROW_HISTORY = "row_history"
+#: Per-column needs: ``known:<column>`` (values seen before), ``box:<column>`` (a coordinate
+#: range from the spec, the history or, failing both, the batch itself).
+NEEDS_KNOWN_PREFIX = "known:"
+NEEDS_BOX_PREFIX = "box:"
+
+
+def known_param(column: str) -> str:
+    return f"known_{column}"
+
+
+def box_params(column: str) -> tuple[str, str]:
+    return f"{column}_min", f"{column}_max"
 NEEDS_SHARE_HISTORY = "share_history"
 NEEDS_PREVIOUS = "previous"
 
@@ -131,10 +147,11 @@ def _date_within_partition() -> ExpectationSpec:
     )
 
 
-def _coordinate_specs(known: KnownValues) -> list[ExpectationSpec]:
+def _coordinate_specs() -> list[ExpectationSpec]:
     specs = []
     for column in ("latitude", "longitude"):
-        lo, hi = known.bounds[column]
+        lo, hi = box_params(column)
+        box = {"min_value": _param(lo), "max_value": _param(hi)}
         specs += [
             ExpectationSpec(
                 f"{column}_present_for_most_rows",
@@ -142,7 +159,7 @@ def _coordinate_specs(known: KnownValues) -> list[ExpectationSpec]:
                 "ExpectColumnValuesToNotBeNull",
                 {"column": column, "mostly": 1 - MAX_MISSING_COORDINATES_SHARE},
                 f"More than {MAX_MISSING_COORDINATES_SHARE:.0%} of rows without coordinates "
-                "would corrupt the location features (2012-2018 worst day: 19 %).",
+                "would corrupt the location features (Chicago 2012-2018 worst day: 19 %).",
             ),
             ExpectationSpec(
                 f"{column}_present_as_usual",
@@ -150,58 +167,58 @@ def _coordinate_specs(known: KnownValues) -> list[ExpectationSpec]:
                 "ExpectColumnValuesToNotBeNull",
                 {"column": column, "mostly": 1 - USUAL_MISSING_COORDINATES_SHARE},
                 f"More than {USUAL_MISSING_COORDINATES_SHARE:.0%} of rows without coordinates is "
-                "unusual (typical day: 0.4 %).",
+                "unusual (Chicago's typical day: 0.4 %).",
             ),
             ExpectationSpec(
                 f"{column}_in_city_for_most_rows",
                 Severity.ERROR,
                 "ExpectColumnValuesToBeBetween",
-                {
-                    "column": column,
-                    "min_value": lo,
-                    "max_value": hi,
-                    "mostly": 1 - MAX_OUT_OF_CITY_SHARE,
-                },
-                f"More than {MAX_OUT_OF_CITY_SHARE:.0%} of located rows outside Chicago means "
-                "a projection or feed bug, not crime.",
+                {"column": column, **box, "mostly": 1 - MAX_OUT_OF_CITY_SHARE},
+                f"More than {MAX_OUT_OF_CITY_SHARE:.0%} of located rows outside the city's box "
+                "(its spec's [bounds], or learnt from its history) means a projection or feed "
+                "bug, not crime.",
+                needs=NEEDS_BOX_PREFIX + column,
             ),
             ExpectationSpec(
                 f"{column}_in_city",
                 Severity.WARN,
                 "ExpectColumnValuesToBeBetween",
-                {"column": column, "min_value": lo, "max_value": hi},
-                "A located row outside Chicago's box (usually the (0, 0) geocoding placeholder).",
+                {"column": column, **box},
+                "A located row outside the city's box (usually a (0, 0) geocoding placeholder).",
+                needs=NEEDS_BOX_PREFIX + column,
             ),
         ]
     return specs
 
 
-def _xy_specs(known: KnownValues) -> list[ExpectationSpec]:
+def _xy_specs() -> list[ExpectationSpec]:
     specs = []
     for column in ("x_coordinate", "y_coordinate"):
-        lo, hi = known.bounds[column]
+        lo, hi = box_params(column)
         specs.append(
             ExpectationSpec(
                 f"{column}_in_city",
                 Severity.WARN,
                 "ExpectColumnValuesToBeBetween",
-                {"column": column, "min_value": lo, "max_value": hi},
-                "State-plane coordinate outside the box learnt from 2012-2018 (x = y = 0 is the "
-                "placeholder for an address that could not be geocoded).",
+                {"column": column, "min_value": _param(lo), "max_value": _param(hi)},
+                "Projected coordinate outside the range learnt from the city's history (x = y "
+                "= 0 is Chicago's placeholder for an address that could not be geocoded).",
+                needs=NEEDS_BOX_PREFIX + column,
             )
         )
     return specs
 
 
-def _known_specs(asset: str, columns: tuple[str, ...], known: KnownValues) -> list[ExpectationSpec]:
+def _known_specs(columns: tuple[str, ...]) -> list[ExpectationSpec]:
     return [
         ExpectationSpec(
             f"{column}_known",
             Severity.WARN,
             "ExpectColumnValuesToBeInSet",
-            {"column": column, "value_set": known.values(asset, column)},
-            f"A {column} value Chicago did not use in {known.period[0]}..{known.period[1]}: a new "
-            "code or a renamed category; the model treats it as unseen.",
+            {"column": column, "value_set": _param(known_param(column))},
+            f"A {column} value the city's stored history never had: a new code or a renamed "
+            "category; the model treats it as unseen.",
+            needs=NEEDS_KNOWN_PREFIX + column,
         )
         for column in columns
     ]
@@ -228,9 +245,8 @@ def _row_count_specs(empty_severity: Severity, empty_why: str) -> list[Expectati
     ]
 
 
-def raw_crimes_specs(known: KnownValues | None = None) -> list[ExpectationSpec]:
+def raw_crimes_specs() -> list[ExpectationSpec]:
     """The ``raw_crimes`` suite: one day of reports as the source gave them."""
-    known = known or load_known_values()
     why_required = {
         "id": "Without an id a report cannot be de-duplicated or reconciled across re-fetches.",
         "date": "Without an occurrence time a report cannot be partitioned or featurised.",
@@ -256,12 +272,10 @@ def raw_crimes_specs(known: KnownValues | None = None) -> list[ExpectationSpec]:
             "raw partition; the empty feature day downstream is the blocking error).",
         ),
         *_known_specs(
-            RAW_CRIMES,
             ("primary_type", "location_description", "district", "beat", "ward", "community_area"),
-            known,
         ),
-        *_coordinate_specs(known),
-        *_xy_specs(known),
+        *_coordinate_specs(),
+        *_xy_specs(),
         ExpectationSpec(
             "ids_not_moved_from_other_days",
             Severity.WARN,
@@ -283,9 +297,8 @@ def raw_crimes_specs(known: KnownValues | None = None) -> list[ExpectationSpec]:
     ]
 
 
-def crime_features_specs(known: KnownValues | None = None) -> list[ExpectationSpec]:
+def crime_features_specs() -> list[ExpectationSpec]:
     """The ``crime_features`` suite: labelled THEFT/BURGLARY rows with model inputs."""
-    known = known or load_known_values()
     return [
         *_schema_specs(FEATURE_ROW_DTYPES, "crime_features"),
         _not_null(LABEL_COLUMN, "A row without a label cannot be trained or evaluated on."),
@@ -300,8 +313,9 @@ def crime_features_specs(known: KnownValues | None = None) -> list[ExpectationSp
         _date_within_partition(),
         *_row_count_specs(
             Severity.ERROR,
-            "A day without a single theft or burglary has never happened in Chicago: the "
-            "upstream data is broken, and training on it would bias the time features.",
+            "A day without a single theft or burglary: the upstream data is broken (or the "
+            "spec's label words match nothing), and training on it would bias the time "
+            "features.",
         ),
         ExpectationSpec(
             "burglary_share_within_history",
@@ -316,12 +330,8 @@ def crime_features_specs(known: KnownValues | None = None) -> list[ExpectationSp
             "or a labelling change.",
             needs=NEEDS_SHARE_HISTORY,
         ),
-        *_known_specs(
-            CRIME_FEATURES,
-            ("location_description", "district", "beat", "ward", "community_area"),
-            known,
-        ),
-        *_coordinate_specs(known),
+        *_known_specs(("location_description", "district", "beat", "ward", "community_area")),
+        *_coordinate_specs(),
     ]
 
 

@@ -25,8 +25,11 @@ from superdan_assets.checks.history import (
 )
 from superdan_assets.checks.ids import reconcile_partition_ids
 from superdan_assets.checks.outcome import ExpectationOutcome, ValidationOutcome
+from superdan_assets.checks.profile import CityProfile, batch_box
 from superdan_assets.checks.suites import (
     CRIME_FEATURES,
+    NEEDS_BOX_PREFIX,
+    NEEDS_KNOWN_PREFIX,
     NEEDS_PREVIOUS,
     NEEDS_ROW_HISTORY,
     NEEDS_SHARE_HISTORY,
@@ -40,11 +43,12 @@ from superdan_assets.checks.suites import (
     P_START,
     RAW_CRIMES,
     ExpectationSpec,
+    box_params,
+    known_param,
     suite_specs,
 )
 from superdan_assets.sources.base import naive_local
 
-CITY_TIMEZONE = "America/Chicago"
 #: Examples kept per failed expectation (values with their row ids).
 MAX_EXAMPLES = 5
 
@@ -57,6 +61,9 @@ def validate_raw_crimes(
     docs_dir: str | os.PathLike | None = None,
     *,
     previous: pd.DataFrame | None = None,
+    profile: CityProfile | None = None,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    timezone: str = "UTC",
 ) -> ValidationOutcome:
     """Validate one ``raw_crimes`` partition.
 
@@ -66,9 +73,12 @@ def validate_raw_crimes(
     ``previous``: rows stored before this fetch (the old version of this partition, optionally
     with neighbouring days) to report ids that moved days or vanished.
     ``docs_dir``: when given, Data Docs are rendered there and linked from the outcome.
+    ``profile``: the city's learnt categories and coordinate box; ``bounds``: the spec's box
+    (wins over the profile's); ``timezone``: the city's, for tz-aware partition bounds.
     """
     return validate_partition(
-        RAW_CRIMES, frame, partition_start, partition_end, history, docs_dir, previous=previous
+        RAW_CRIMES, frame, partition_start, partition_end, history, docs_dir, previous=previous,
+        profile=profile, bounds=bounds, timezone=timezone,
     )
 
 
@@ -78,6 +88,10 @@ def validate_crime_features(
     partition_end: Any,
     history: Iterable[PartitionStats] | None = None,
     docs_dir: str | os.PathLike | None = None,
+    *,
+    profile: CityProfile | None = None,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    timezone: str = "UTC",
 ) -> ValidationOutcome:
     """Validate one ``crime_features`` partition (see :func:`validate_raw_crimes`).
 
@@ -85,7 +99,8 @@ def validate_crime_features(
     partitions does) for the learnt burglary-share bounds.
     """
     return validate_partition(
-        CRIME_FEATURES, frame, partition_start, partition_end, history, docs_dir
+        CRIME_FEATURES, frame, partition_start, partition_end, history, docs_dir,
+        profile=profile, bounds=bounds, timezone=timezone,
     )
 
 
@@ -98,19 +113,27 @@ def validate_partition(
     docs_dir: str | os.PathLike | None = None,
     *,
     previous: pd.DataFrame | None = None,
+    profile: CityProfile | None = None,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    timezone: str = "UTC",
 ) -> ValidationOutcome:
-    """Validate ``frame`` as one partition of ``asset`` (``raw_crimes`` or ``crime_features``)."""
+    """Validate ``frame`` as one partition of ``asset`` (``raw_crimes`` or ``crime_features``).
+
+    Naive partition bounds are the city's local time; tz-aware ones are converted to
+    ``timezone`` (the city's).
+    """
     from superdan_assets.checks.gx_runtime import RUNTIME_LOCK, get_runtime, url_to_path
 
     started = time.perf_counter()
-    start = naive_local(partition_start, CITY_TIMEZONE)
-    end = naive_local(partition_end, CITY_TIMEZONE)
+    start = naive_local(partition_start, timezone)
+    end = naive_local(partition_end, timezone)
     if not end > start:
         raise ValueError(f"partition_end {end} must be after partition_start {start}")
     partition_key = start.strftime("%Y-%m-%d")
     history = list(history or [])
     specs = suite_specs(asset)
     parameters, not_evaluated, extras = _parameters(asset, frame, start, end, history, previous)
+    _learnt_parameters(specs, frame, profile, bounds, parameters, not_evaluated, extras)
 
     result_format: dict[str, Any] = {"result_format": "COMPLETE"}
     if "id" in frame.columns:
@@ -193,6 +216,46 @@ def _parameters(
             params[P_IDS_BEFORE] = _ids_previously_in_partition(previous, start, end)
             extras["id_reconciliation"] = rec
     return params, not_evaluated, extras
+
+
+def _learnt_parameters(
+    specs: list[ExpectationSpec],
+    frame: pd.DataFrame,
+    profile: CityProfile | None,
+    bounds: Mapping[str, tuple[float, float]] | None,
+    params: dict[str, Any],
+    not_evaluated: dict[str, str],
+    extras: dict[str, Any],
+) -> None:
+    """Known-value sets and coordinate boxes: from the spec, the city's history or the batch."""
+    bounds = dict(bounds or {})
+    sources: dict[str, str] = {}
+    for need in sorted({s.needs for s in specs if s.needs}):
+        if need.startswith(NEEDS_KNOWN_PREFIX):
+            column = need[len(NEEDS_KNOWN_PREFIX):]
+            known = profile.known_values(column) if profile else None
+            if known is None:
+                present = frame[column].dropna().astype(str).unique() if column in frame else []
+                params[known_param(column)] = sorted(present)
+                not_evaluated[need] = "no stored history of this city yet: known values not learnt"
+            else:
+                params[known_param(column)] = known
+        elif need.startswith(NEEDS_BOX_PREFIX):
+            column = need[len(NEEDS_BOX_PREFIX):]
+            lo_name, hi_name = box_params(column)
+            box, origin = bounds.get(column), "the city spec's [bounds]"
+            if box is None and profile is not None:
+                box, origin = profile.box(column), f"{profile.days} stored days of history"
+            if box is None and column in frame:
+                box, origin = batch_box(frame[column]), "this batch (no history or spec bounds)"
+            if box is None:
+                params[lo_name], params[hi_name] = -1e300, 1e300
+                not_evaluated[need] = "too few located rows to learn a coordinate box"
+            else:
+                params[lo_name], params[hi_name] = float(box[0]), float(box[1])
+                sources[column] = f"[{box[0]:.6g}, {box[1]:.6g}] from {origin}"
+    if sources:
+        extras["coordinate_boxes"] = sources
 
 
 def _reconciliation_problem(frame: pd.DataFrame, previous: pd.DataFrame | None) -> str | None:

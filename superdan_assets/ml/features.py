@@ -115,9 +115,11 @@ _TIME_FEATURES: tuple[str, ...] = (
     "first_of_month_midnight",
 )
 
-#: Zero-padding widths of police codes, as in the canonical schema ("8" and "008" are one).
-_CODE_WIDTHS = {"district": 3, "beat": 4, "ward": 2, "community_area": 2}
+#: Police code fields: compared without leading zeros, so a city's zero-padding ("008") and a
+#: client's lack of it ("8", "8.0") are one category, whatever widths the city uses.
+_CODE_COLUMNS = ("district", "beat", "ward", "community_area")
 _FLOAT_CODE = re.compile(r"^(\d+)\.0+$")
+_LEADING_ZEROS = re.compile(r"^0+(?=\d)")
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 
@@ -142,13 +144,13 @@ def clean_text(value: object) -> str | None:
     return text or None
 
 
-def clean_code(value: object, width: int) -> str | None:
-    """A police code as in the canonical schema: "8", "8.0" and "008" all give "008"."""
+def clean_code(value: object) -> str | None:
+    """A police code without zero-padding: "8", "8.0" and "008" all give "8"."""
     text = clean_text(value)
     if text is None:
         return None
     match = _FLOAT_CODE.match(text)
-    return (match.group(1) if match else text).zfill(width)
+    return _LEADING_ZEROS.sub("", match.group(1) if match else text)
 
 
 def parse_block(block: str) -> tuple[float, str | None, str | None]:
@@ -258,10 +260,9 @@ def prepare_incidents(frame: pd.DataFrame) -> Prepared:
             dtype="float64",
         ),
     }
-    for column, width in _CODE_WIDTHS.items():
+    for column in _CODE_COLUMNS:
         prepared[column] = np.asarray(
-            _per_distinct(_object_column(frame, column), lambda v, w=width: clean_code(v, w), None),
-            dtype=object,
+            _per_distinct(_object_column(frame, column), clean_code, None), dtype=object
         )
     return prepared
 

@@ -15,21 +15,58 @@ by accident.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from superdan_assets.ml.schema import check_frame_schema
 
-#: ``primary_type`` values (upper-cased) of the negative class: Chicago THEFT, Rochester Larceny.
-THEFT_TYPES: frozenset[str] = frozenset({"THEFT", "LARCENY"})
-#: ``primary_type`` values (upper-cased) of the positive class.
-BURGLARY_TYPES: frozenset[str] = frozenset({"BURGLARY"})
-#: FBI codes used when a row has no ``primary_type``: 06 larceny, 05 burglary.
-THEFT_FBI_CODE = "06"
-BURGLARY_FBI_CODE = "05"
-#: Financial identity thefts: filed as THEFT but have no real place or time of a theft.
-EXCLUDED_IUCR: frozenset[str] = frozenset({"0840", "0841", "0842", "0843"})
+
+@dataclass(frozen=True)
+class LabelRule:
+    """Which ``primary_type`` values are a burglary (1) or a theft (0), from the city's spec.
+
+    Values compare case-insensitively with whitespace collapsed, as whole values ("auto theft"
+    is not "theft"). ``drop`` values and rows whose canonical field holds an ``exclude`` value
+    (Chicago: identity-theft IUCR codes) are left out.
+    """
+
+    burglary: frozenset[str]
+    theft: frozenset[str]
+    drop: frozenset[str] = frozenset()
+    exclude: tuple[tuple[str, frozenset[str]], ...] = ()
+
+    @classmethod
+    def from_spec(cls, spec) -> LabelRule:
+        labels = spec.labels
+        return cls(
+            burglary=frozenset(labels.burglary_words),
+            theft=frozenset(labels.theft_words),
+            drop=frozenset(labels.drop_words),
+            exclude=tuple(
+                (field, frozenset(str(v).strip() for v in values))
+                for field, values in sorted(labels.exclude.items())
+            ),
+        )
+
+    @classmethod
+    def for_city(cls, city: str) -> LabelRule:
+        """The rule of a packaged city (``chicago``, ``rochester``)."""
+        from superdan_assets.cities.catalog import resolve_spec
+
+        return cls.from_spec(resolve_spec(city))
+
+
+def _rule_for_frame(raw: pd.DataFrame) -> LabelRule:
+    cities = raw["city"].dropna().unique() if "city" in raw.columns else []
+    if len(cities) != 1:
+        raise ValueError(
+            "pass the city's LabelRule: the frame names no single city "
+            f"(cities {list(cities)[:5]})"
+        )
+    return LabelRule.for_city(str(cities[0]))
+
 
 #: Canonical columns the model may read. Everything else is a leak or bookkeeping.
 MODEL_INPUT_COLUMNS: tuple[str, ...] = (
@@ -178,32 +215,36 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series(pd.NA, index=frame.index, dtype="string")
 
 
-def incident_labels(raw: pd.DataFrame) -> pd.Series:
-    """Per row: 1 burglary, 0 theft/larceny, <NA> anything else or an excluded IUCR.
+def _words(values: pd.Series) -> pd.Series:
+    return values.str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
 
-    ``primary_type`` decides (case-insensitively); a row without one falls back on its FBI code.
+
+def incident_labels(raw: pd.DataFrame, rule: LabelRule | None = None) -> pd.Series:
+    """Per row: 1 burglary, 0 theft/larceny, <NA> anything else, dropped or excluded.
+
+    ``primary_type`` decides, by the city's ``rule`` (default: the packaged spec of the
+    frame's ``city``).
     """
-    primary = _column(raw, "primary_type").str.strip().str.upper()
-    fbi = _column(raw, "fbi_code").str.strip()
-    iucr = _column(raw, "iucr").str.strip()
-    burglary = primary.isin(BURGLARY_TYPES) | (primary.isna() & (fbi == BURGLARY_FBI_CODE))
-    theft = primary.isin(THEFT_TYPES) | (primary.isna() & (fbi == THEFT_FBI_CODE))
-    excluded = iucr.isin(EXCLUDED_IUCR)
-    burglary = burglary.fillna(False).astype(bool) & ~excluded.fillna(False).astype(bool)
-    theft = theft.fillna(False).astype(bool) & ~excluded.fillna(False).astype(bool)
+    rule = rule or _rule_for_frame(raw)
+    primary = _words(_column(raw, "primary_type"))
+    left_out = primary.isin(rule.drop).fillna(False).astype(bool)
+    for field, values in rule.exclude:
+        left_out |= _column(raw, field).str.strip().isin(values).fillna(False).astype(bool)
+    burglary = primary.isin(rule.burglary).fillna(False).astype(bool) & ~left_out
+    theft = primary.isin(rule.theft).fillna(False).astype(bool) & ~left_out
     out = pd.Series(pd.NA, index=raw.index, dtype="Int8")
     out[theft] = 0
     out[burglary] = 1
     return out
 
 
-def label_incidents(raw: pd.DataFrame) -> pd.DataFrame:
+def label_incidents(raw: pd.DataFrame, rule: LabelRule | None = None) -> pd.DataFrame:
     """The theft and burglary rows of a canonical raw frame, with ``label`` (1 = burglary).
 
     All canonical columns are kept (checks and drift reports want them); the
     ``location_description`` is normalised to the current wording. The index is reset.
     """
-    labels = incident_labels(raw)
+    labels = incident_labels(raw, rule)
     keep = labels.notna().to_numpy()
     out = raw.loc[keep].copy()
     out[LABEL_COLUMN] = labels[keep].astype("int8").to_numpy()
@@ -217,14 +258,16 @@ def empty_feature_rows() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in FEATURE_ROW_DTYPES.items()})
 
 
-def build_feature_rows(raw: pd.DataFrame) -> pd.DataFrame:
+def build_feature_rows(raw: pd.DataFrame, rule: LabelRule | None = None) -> pd.DataFrame:
     """The ``crime_features`` rows of a canonical raw frame: labelled, leak-free, fixed schema.
 
     Columns are exactly :data:`FEATURE_ROW_COLUMNS` with :data:`FEATURE_ROW_DTYPES` (an empty
     day, or a day without some category, gives the same schema). Rows are sorted by ``date``
     (stable), because the history features of training are computed in time order.
     """
-    labelled = label_incidents(raw)
+    if raw.empty:
+        return empty_feature_rows()
+    labelled = label_incidents(raw, rule)
     if labelled.empty:
         return empty_feature_rows()
     columns = {}

@@ -54,40 +54,10 @@ CANONICAL_COLUMNS: list[str] = list(CANONICAL_DTYPES)
 #: Without these a row cannot be partitioned, labelled or de-duplicated.
 REQUIRED_COLUMNS: tuple[str, ...] = ("id", "date", "primary_type")
 
-#: Codes and the width they are zero-padded to.
-ZERO_PADDED: dict[str, int] = {
-    "iucr": 4,
-    "beat": 4,
-    "district": 3,
-    "ward": 2,
-    "community_area": 2,
-    "fbi_code": 2,
-}
-
-#: Human-readable bulk-export headers -> canonical names (both export shapes; ``Year`` and
-#: ``Location`` of the live export are derivable and dropped).
-EXPORT_HEADER_MAP: dict[str, str] = {
-    "ID": "id",
-    "Case Number": "case_number",
-    "Date": "date",
-    "Block": "block",
-    "IUCR": "iucr",
-    "Primary Type": "primary_type",
-    "Description": "description",
-    "Location Description": "location_description",
-    "Arrest": "arrest",
-    "Domestic": "domestic",
-    "Beat": "beat",
-    "District": "district",
-    "Ward": "ward",
-    "Community Area": "community_area",
-    "FBI Code": "fbi_code",
-    "X Coordinate": "x_coordinate",
-    "Y Coordinate": "y_coordinate",
-    "Updated On": "updated_on",
-    "Latitude": "latitude",
-    "Longitude": "longitude",
-}
+#: Code fields: police geography and classification codes, kept as strings. A city's spec may
+#: zero-pad them (``[codes] widths``; Chicago pads beats to 4 digits, districts to 3), so that
+#: "0820" and "820" never become two categories; the model compares codes without leading zeros.
+CODE_FIELDS: tuple[str, ...] = ("iucr", "beat", "district", "ward", "community_area", "fbi_code")
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
@@ -109,12 +79,12 @@ def _row_examples(mask: pd.Series, values: pd.Series, limit: int = 5) -> str:
     return shown + more
 
 
-def _pad_code(values: pd.Series, width: int) -> pd.Series:
+def _pad_code(values: pd.Series, width: int | None) -> pd.Series:
     s = values.astype(STRING).str.strip()
     # Numbers that went through a float ("8.0") come back as plain integers first.
     s = s.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
     s = s.mask(s == "", pd.NA)
-    return s.str.zfill(width)
+    return s.str.zfill(width) if width else s
 
 
 def _to_bool(values: pd.Series, column: str, source: str) -> pd.Series:
@@ -174,6 +144,7 @@ def to_canonical(
     date_format: str | None = None,
     updated_on_format: str | None = None,
     required: tuple[str, ...] = REQUIRED_COLUMNS,
+    code_widths: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """Return ``frame`` as a canonical frame: all columns, fixed dtypes, codes padded.
 
@@ -182,7 +153,9 @@ def to_canonical(
     the offending rows when a required column is absent or a value cannot be converted:
     silently coercing a bad value to null would hide a broken feed. ``required`` narrows the
     required columns (the endpoint scores incidents that have only a ``date``).
+    ``code_widths``: zero-padding of code fields, from the city's spec (default: none).
     """
+    code_widths = code_widths or {}
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise SchemaError(
@@ -209,8 +182,8 @@ def to_canonical(
             out[column] = _to_bool(values, column, source)
         elif dtype == FLOAT:
             out[column] = _to_float(values, column, source)
-        elif column in ZERO_PADDED:
-            out[column] = _pad_code(values, ZERO_PADDED[column])
+        elif column in CODE_FIELDS:
+            out[column] = _pad_code(values, code_widths.get(column))
         else:
             s = values.astype(STRING).str.strip()
             out[column] = s.mask(s == "", pd.NA)

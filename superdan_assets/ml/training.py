@@ -215,6 +215,7 @@ def train_and_evaluate(
     progress: Progress | None = None,
     validation_days: int = DEFAULT_VALIDATION_DAYS,
     include_seed_protocol: bool = True,
+    city: str | None = None,
 ) -> TrainingResult:
     """Fit the model (and the baselines) on ``train_raw``, evaluate on the later ``test_raw``.
 
@@ -223,9 +224,12 @@ def train_and_evaluate(
     training row must be earlier than every test row. ``params`` overrides
     :data:`~superdan_assets.ml.model.DEFAULT_PARAMS`; ``seed`` is the random state unless
     ``params`` sets one. ``include_seed_protocol=False`` skips the random-forest baseline
-    (the slowest fit) for quick runs.
+    (the slowest fit) for quick runs. ``city``: recorded in the manifest (the endpoint writes
+    it into the incidents it scores; default: the rows' own ``city`` when they have one).
     """
     say = progress or _noop
+    if city is None and "city" in train_raw.columns and train_raw["city"].nunique() == 1:
+        city = str(train_raw["city"].iloc[0])
     train = as_feature_rows(train_raw, "training data")
     test = as_feature_rows(test_raw, "test data")
     if train.empty or test.empty:
@@ -311,6 +315,7 @@ def train_and_evaluate(
         "version": model_version(data_hash, resolved),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "model_name": MODEL_NAME,
+        "city": city,
         "task": "P(burglary) for a theft-or-burglary incident",
         "threshold": threshold,
         "threshold_policy": {

@@ -21,8 +21,12 @@ class EndpointResource(ConfigurableResource):
         default=".superdan/endpoint", description="Local endpoint state, logs and model copies"
     )
     port: int | None = Field(
-        default=8080, description="Stable local port (None: pick a free one once)"
+        default=None,
+        description="Stable local port of the default city's endpoint, overriding its spec's "
+        "[serving] port (SUPERDAN_ENDPOINT_PORT); other cities use their spec's port, or a "
+        "free one picked once",
     )
+    default_city: str = Field(default="chicago", description="The city `port` applies to")
     host: str = Field(default="127.0.0.1", description="Local bind address")
     workers: int = Field(default=1, description="Local server worker processes")
     sagemaker_endpoint_name: str = Field(default="superdan-crime-model")
@@ -35,12 +39,20 @@ class EndpointResource(ConfigurableResource):
     sagemaker_wait_timeout_s: float = Field(default=1800.0)
     sagemaker_poll_interval_s: float = Field(default=30.0)
 
-    def build(self):
+    def endpoint_name(self, city: str) -> str:
+        """The SageMaker endpoint of ``city`` (the default city keeps the configured name)."""
+        if city == self.default_city:
+            return self.sagemaker_endpoint_name
+        return f"{self.sagemaker_endpoint_name}-{city}".replace("_", "-")[:63]
+
+    def build(self, city: str, spec_port: int | None = None):
+        """The deployment backend of ``city``'s endpoint (one endpoint per city)."""
         if self.backend == "local":
             from superdan_assets.deploy.local import LocalEndpoint
 
+            port = self.port if (self.port and city == self.default_city) else spec_port
             return LocalEndpoint(
-                Path(self.state_dir), port=self.port, host=self.host, workers=self.workers
+                Path(self.state_dir) / city, port=port, host=self.host, workers=self.workers
             )
         if self.backend == "sagemaker":
             from superdan_assets.deploy.sagemaker import SageMakerConfig, SageMakerEndpoint
@@ -56,7 +68,7 @@ class EndpointResource(ConfigurableResource):
                 raise ValueError(f"the SageMaker endpoint backend needs {', '.join(missing)}")
             return SageMakerEndpoint(
                 SageMakerConfig(
-                    endpoint_name=self.sagemaker_endpoint_name,
+                    endpoint_name=self.endpoint_name(city),
                     bucket=self.sagemaker_bucket,
                     image_uri=self.sagemaker_image_uri,
                     execution_role_arn=self.sagemaker_role_arn,

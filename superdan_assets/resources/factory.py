@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from superdan_assets.resources.endpoint import EndpointResource
 from superdan_assets.resources.io_managers import PartitionedParquetIOManager
-from superdan_assets.resources.sources import CrimeSourceResource
 from superdan_assets.resources.storage import StorageResource
 from superdan_assets.resources.tracking import ExperimentTracker
 from superdan_assets.settings import Settings
 
 
-def build_resources(settings: Settings) -> dict[str, object]:
+def build_resources(settings: Settings, default_city: str = "chicago") -> dict[str, object]:
     return {
         "partition_io_manager": PartitionedParquetIOManager(
             storage=settings.storage,
@@ -34,6 +33,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             backend=settings.endpoint_backend,
             state_dir=str(settings.home / "endpoint"),
             port=settings.endpoint_port,
+            default_city=default_city,
             workers=settings.endpoint_workers,
             sagemaker_endpoint_name=settings.sagemaker_endpoint_name,
             sagemaker_bucket=settings.s3_bucket,
@@ -42,11 +42,4 @@ def build_resources(settings: Settings) -> dict[str, object]:
             sagemaker_instance_type=settings.sagemaker_instance_type,
         ),
         "tracker": ExperimentTracker(directory=str(settings.home / "wandb")),
-        "crime_source": CrimeSourceResource(
-            kind=settings.source,
-            export_path=settings.export_path,
-            cache_dir=str(settings.home / "cache" / "export"),
-            soda_url=settings.soda_url,
-            arcgis_url=settings.arcgis_url,
-        ),
     }

@@ -18,7 +18,12 @@ from superdan_assets.storage.registry import ModelRegistry
 
 
 class StorageResource(ConfigurableResource):
-    """Data partitions and the model registry on a local directory (default) or S3."""
+    """Data partitions and the model registry on a local directory (default) or S3.
+
+    Everything of a city lives below its name (``<base>/<city>/...``, ``s3://b/<prefix>/<city>/``):
+    its daily partitions (the IO manager writes ``<city>/<asset>/<day>.parquet`` by asset key),
+    its registry, its learnt profile and drift reports.
+    """
 
     storage: str = Field(default="local", description="'local' or 's3'")
     base_dir: str = Field(default=".superdan/data", description="Root folder for local storage")
@@ -32,14 +37,20 @@ class StorageResource(ConfigurableResource):
         default=".superdan/data_docs", description="Great Expectations Data Docs site (local)"
     )
 
-    def blobs(self) -> BlobStore:
-        return make_blob_store(self.storage, self.base_dir, self.s3_bucket, self.s3_prefix)
+    def blobs(self, city: str) -> BlobStore:
+        """The city's part of the store."""
+        return make_blob_store(
+            self.storage,
+            str(Path(self.base_dir) / city),
+            self.s3_bucket,
+            f"{self.s3_prefix.rstrip('/')}/{city}",
+        )
 
-    def partitions(self) -> PartitionStore:
-        return PartitionStore(self.blobs())
+    def partitions(self, city: str) -> PartitionStore:
+        return PartitionStore(self.blobs(city))
 
-    def registry(self) -> ModelRegistry:
-        return ModelRegistry(self.blobs(), Path(self.cache_dir) / "models")
+    def registry(self, city: str) -> ModelRegistry:
+        return ModelRegistry(self.blobs(city), Path(self.cache_dir) / "models" / city)
 
     def scratch_dir(self, name: str) -> Path:
         """A local working folder (created) below the cache, e.g. for staging an artifact."""

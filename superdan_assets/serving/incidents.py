@@ -27,10 +27,10 @@ import pandas as pd
 from superdan_assets.ml.schema import (
     BOOLEAN,
     CANONICAL_DTYPES,
+    CODE_FIELDS,
     FLOAT,
     STRING,
     TIMESTAMP,
-    ZERO_PADDED,
 )
 
 #: Fields an incident must have: without a time there is nothing to score.
@@ -132,17 +132,14 @@ def _text(value: Any) -> str | None:
         raise _Bad(f"number is too long: {exc}") from None
 
 
-def _code(width: int) -> Callable[[Any], str | None]:
-    """A police code: like a string, ``"8.0"`` -> ``"8"``, zero-padded to ``width``."""
-
-    def convert(value: Any) -> str | None:
-        text = _text(value)
-        if text is None:
-            return None
-        match = _FLOAT_CODE.match(text)
-        return (match.group(1) if match else text).zfill(width)
-
-    return convert
+def _code(value: Any) -> str | None:
+    """A police code: like a string, ``"8.0"`` -> ``"8"`` (the model ignores leading zeros,
+    so a city's zero-padding, or a client's lack of it, does not matter)."""
+    text = _text(value)
+    if text is None:
+        return None
+    match = _FLOAT_CODE.match(text)
+    return match.group(1) if match else text
 
 
 def _number(value: Any) -> float:
@@ -221,8 +218,8 @@ def _converter(name: str, dtype: str) -> Callable[[Any], Any]:
         return _number
     if dtype == BOOLEAN:
         return _flag
-    if name in ZERO_PADDED:
-        return _code(ZERO_PADDED[name])
+    if name in CODE_FIELDS:
+        return _code
     return _text
 
 

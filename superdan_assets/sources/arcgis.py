@@ -1,20 +1,22 @@
-"""The Rochester (NY) Police "Part I Crime" ArcGIS FeatureServer layer as a crime source.
+"""A city's ArcGIS FeatureServer layer (e.g. the Rochester (NY) Police "Part I Crime" layer,
+the original super_dan project's source) as a crime source.
 
-This was the original super_dan project's source. The layer stores times as epoch
-milliseconds UTC, while the platform partitions by the city's local wall-clock day, so:
+Rochester's layer stores times as epoch milliseconds UTC, while the platform partitions by the
+city's local wall-clock day, so:
 
 - the requested local range is turned into a UTC range for the ``where`` clause, widened
   at DST fall-back (an ambiguous local boundary takes its earliest reading for the start and
   its latest for the end), and the rows are then filtered exactly on local time after
   conversion, so ``start <= date < end`` holds even across a DST change;
-- paging follows the service: ``resultOffset``/``resultRecordCount`` ordered by ``OBJECTID``,
+- paging follows the service: ``resultOffset``/``resultRecordCount`` ordered by the id field,
   continuing while ``exceededTransferLimit`` is true and advancing by the number of features
   actually returned (a server may cap a page below the requested count);
 - ArcGIS reports many failures as HTTP 200 with an ``{"error": {...}}`` body: those with a
   5xx/429-like code are retried, the others (bad query, unknown field: a schema change) fail.
 
-The same mapping (:func:`rochester_to_canonical`) serves the live layer and the CSV snapshot
-(:func:`read_rochester_snapshot`), so both produce identical canonical rows.
+Which attribute is which canonical field is the city spec's ``[columns]``; the source columns
+``x`` and ``y`` name the point geometry (``outSR=4326``: longitude and latitude). The same
+mapping serves the live layer and a CSV snapshot of it (a ``csv`` spec with the same columns).
 """
 
 from __future__ import annotations
@@ -25,109 +27,35 @@ from typing import Any
 
 import pandas as pd
 
+from superdan_assets.cities.mapping import SpecMapper
+from superdan_assets.cities.spec import CitySpec
 from superdan_assets.ml.schema import (
     CANONICAL_COLUMNS,
     SchemaError,
     concat_canonical,
     empty_frame,
-    to_canonical,
 )
 from superdan_assets.sources.base import Progress, SourceError, naive_local, noop_progress
 from superdan_assets.sources.http import JsonHttpClient, TransientResponseError, retrying_client
 
-DEFAULT_ARCGIS_URL = "https://maps.cityofrochester.gov/arcgis/rest/services/RPD/RPD_Part_I_Crime/FeatureServer/2/query"
-ROCHESTER_TZ = "America/New_York"
-DATE_FIELD = "OccurredFrom_Timestamp"
-OUT_FIELDS: tuple[str, ...] = (
-    "OBJECTID",
-    "OccurredFrom_Timestamp",
-    "OccurredThrough_Timestamp",
-    "Reported_Timestamp",
-    "Statute_Text",
-    "Statute_Description",
-    "Weapon_Description",
-    "Larceny_Type",
-    "Location_Type",
-)
-#: Without these a Rochester row cannot be identified, dated or labelled.
-REQUIRED_FIELDS: tuple[str, ...] = ("OBJECTID", DATE_FIELD, "Statute_Text")
-DEFAULT_PAGE_SIZE = 1000
+#: Source column names that are read from each feature's point geometry, not its attributes.
+GEOMETRY_FIELDS = ("x", "y")
 #: ArcGIS error codes worth retrying (server-side or throttling trouble).
 _RETRYABLE_CODES = frozenset({429, 500, 502, 503, 504})
 
 
-# -- mapping ---------------------------------------------------------------------------------
+def _rochester() -> CitySpec:
+    from superdan_assets.cities.catalog import resolve_spec
 
-
-def _numbers(values: pd.Series, column: str, source: str) -> pd.Series:
-    raw = values.astype("string").str.strip()
-    raw = raw.mask(raw == "", pd.NA)
-    parsed = pd.to_numeric(raw, errors="coerce")
-    bad = raw.notna() & parsed.isna() & ~raw.str.lower().isin(["nan", "null", "none"]).fillna(False)
-    if bad.any():
-        examples = values[bad].head(5).tolist()
-        raise SchemaError(f"{source}: column {column!r} must be numeric; got e.g. {examples}")
-    return parsed.astype("float64")
-
-
-def epoch_ms_to_local(
-    values: pd.Series, column: str, source: str, tz: str = ROCHESTER_TZ
-) -> pd.Series:
-    """Epoch milliseconds (UTC) as naive local wall-clock time in ``tz``; nulls stay NaT."""
-    ms = _numbers(values, column, source)
-    try:
-        utc = pd.to_datetime(ms, unit="ms", utc=True)
-    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime) as exc:
-        raise SchemaError(
-            f"{source}: column {column!r} holds epoch ms out of range: {exc}"
-        ) from None
-    return utc.dt.tz_convert(tz).dt.tz_localize(None).astype("datetime64[ns]")
-
-
-def _object_ids(values: pd.Series, source: str) -> pd.Series:
-    numbers = _numbers(values, "OBJECTID", source)
-    fractional = numbers.notna() & (numbers % 1 != 0)
-    if fractional.any():
-        raise SchemaError(
-            f"{source}: OBJECTID must be an integer; got e.g. {values[fractional].head(5).tolist()}"
-        )
-    return numbers.astype("Int64").astype("string")
-
-
-def _text(values: pd.Series, upper: bool = False) -> pd.Series:
-    text = values.astype("string").str.strip()
-    return text.str.upper() if upper else text
+    return resolve_spec("rochester")
 
 
 def rochester_to_canonical(frame: pd.DataFrame, source: str = "rochester") -> pd.DataFrame:
-    """Rochester rows (layer attribute names, plus ``x``/``y`` lon/lat) as a canonical frame.
-
-    ``id`` is OBJECTID, ``date`` OccurredFrom_Timestamp in Rochester local time,
-    ``primary_type`` Statute_Text upper-cased (``LARCENY``, ``BURGLARY``), ``description``
-    Statute_Description, ``location_description`` Location_Type upper-cased; Chicago-only
-    fields are null. Raises :class:`SchemaError` naming ``source`` when a required field is
-    missing or a value cannot be converted.
-    """
-    missing = [c for c in REQUIRED_FIELDS if c not in frame.columns]
-    if missing:
-        raise SchemaError(
-            f"{source}: required Rochester field(s) {missing} missing (the layer's schema "
-            f"changed?); got {sorted(frame.columns)}"
-        )
-    frame = frame.reset_index(drop=True)
-    null = pd.Series(pd.NA, index=frame.index, dtype="object")
-    mapped = pd.DataFrame(
-        {
-            "id": _object_ids(frame["OBJECTID"], source),
-            "date": epoch_ms_to_local(frame[DATE_FIELD], DATE_FIELD, source),
-            "primary_type": _text(frame["Statute_Text"], upper=True),
-            "description": _text(frame.get("Statute_Description", null)),
-            "location_description": _text(frame.get("Location_Type", null), upper=True),
-            "longitude": _numbers(frame.get("x", null), "x", source),
-            "latitude": _numbers(frame.get("y", null), "y", source),
-        }
-    )
-    return to_canonical(mapped, "rochester", source=source)
+    """Rochester rows (layer attribute names, plus ``x``/``y`` lon/lat) as a canonical frame,
+    by the packaged Rochester spec."""
+    if frame.empty and len(frame.columns) == 0:
+        return empty_frame()
+    return SpecMapper(_rochester()).to_canonical(frame, where=source)
 
 
 def read_rochester_snapshot(path: str | os.PathLike) -> pd.DataFrame:
@@ -142,18 +70,22 @@ def read_rochester_snapshot(path: str | os.PathLike) -> pd.DataFrame:
     return rochester_to_canonical(frame, source=str(path))
 
 
-def features_to_canonical(features: Any, where: str) -> pd.DataFrame:
+def features_to_canonical(
+    features: Any, where: str, mapper: SpecMapper | None = None
+) -> pd.DataFrame:
     """One page of ArcGIS features (``attributes`` + point ``geometry``) as a canonical frame."""
+    mapper = mapper or SpecMapper(_rochester())
     if not isinstance(features, list):
         raise SchemaError(f"{where}: 'features' is {type(features).__name__}, not a list")
     if not features:
         return empty_frame()
+    required = [mapper.columns[f] for f in mapper.strict_fields()]
     rows = []
     for i, feature in enumerate(features):
         attributes = feature.get("attributes") if isinstance(feature, dict) else None
         if not isinstance(attributes, dict):
             raise SchemaError(f"{where}: feature {i} has no 'attributes' object: {feature!r:.200}")
-        lacking = [f for f in REQUIRED_FIELDS if f not in attributes]
+        lacking = [f for f in required if f not in attributes and f not in GEOMETRY_FIELDS]
         if lacking:
             raise SchemaError(
                 f"{where}: feature {i} lacks required field(s) {lacking} (the layer's schema "
@@ -161,14 +93,14 @@ def features_to_canonical(features: Any, where: str) -> pd.DataFrame:
             )
         geometry = feature.get("geometry") or {}
         rows.append({**attributes, "x": geometry.get("x"), "y": geometry.get("y")})
-    return rochester_to_canonical(pd.DataFrame.from_records(rows), source=where)
+    return mapper.to_canonical(pd.DataFrame.from_records(rows), where=where)
 
 
 # -- querying --------------------------------------------------------------------------------
 
 
 def utc_range(
-    start: pd.Timestamp, end: pd.Timestamp, tz: str = ROCHESTER_TZ
+    start: pd.Timestamp, end: pd.Timestamp, tz: str
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The naive UTC range covering local ``[start, end)``, widened at ambiguous boundaries."""
     utc_start = start.tz_localize(tz, ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
@@ -176,12 +108,14 @@ def utc_range(
     return utc_start.tz_localize(None), utc_end.tz_localize(None)
 
 
-def where_clause(utc_start: pd.Timestamp, utc_end: pd.Timestamp) -> str:
-    """ArcGIS standardized SQL selecting ``utc_start <= OccurredFrom_Timestamp < utc_end``."""
+def where_clause(
+    utc_start: pd.Timestamp, utc_end: pd.Timestamp, field: str = "OccurredFrom_Timestamp"
+) -> str:
+    """ArcGIS standardized SQL selecting ``utc_start <= field < utc_end``."""
     fmt = "%Y-%m-%d %H:%M:%S"
     return (
-        f"{DATE_FIELD} >= timestamp '{utc_start.strftime(fmt)}' AND "
-        f"{DATE_FIELD} < timestamp '{utc_end.strftime(fmt)}'"
+        f"{field} >= timestamp '{utc_start.strftime(fmt)}' AND "
+        f"{field} < timestamp '{utc_end.strftime(fmt)}'"
     )
 
 
@@ -204,47 +138,61 @@ def check_arcgis_payload(payload: Any) -> None:
 
 
 class ArcGISSource:
-    """The Rochester Part I Crime layer as a :class:`~superdan_assets.sources.base.CrimeSource`.
+    """A city's ArcGIS layer as a :class:`~superdan_assets.sources.base.CrimeSource`.
 
-    ``url``: the layer's ``/query`` endpoint. ``page_size``: ``resultRecordCount`` per
-    request. ``max_attempts``, ``timeout`` (seconds per request), ``backoff`` (first retry delay,
-    doubling, jittered) and ``max_delay``: the retry policy of each request. ``client``: an
-    HTTP client to use instead, whose policy then applies.
+    ``spec``: the city (default: Rochester's packaged spec); ``url`` (the layer's ``/query``
+    endpoint) and ``page_size`` (``resultRecordCount`` per request, at most 2000) default to
+    its ``[source]``. ``max_attempts``, ``timeout`` (seconds per request), ``backoff`` (first
+    retry delay, doubling, jittered) and ``max_delay``: the retry policy of each request.
+    ``client``: an HTTP client to use instead, whose policy then applies.
     """
-
-    name = "rochester_arcgis"
-    city = "rochester"
 
     def __init__(
         self,
-        url: str = DEFAULT_ARCGIS_URL,
+        spec: CitySpec | None = None,
+        url: str | None = None,
         *,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        max_attempts: int = 5,
-        timeout: float = 30.0,
-        backoff: float = 1.0,
+        page_size: int | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        backoff: float | None = None,
         max_delay: float = 30.0,
         client: JsonHttpClient | None = None,
     ):
+        spec = spec or _rochester()
+        src = spec.source
+        page_size = page_size or min(src.page_size, 2000)
         if page_size < 1:
             raise ValueError(f"page_size must be >= 1, got {page_size}")
-        self.url = url
+        self.spec = spec
+        self.mapper = SpecMapper(spec)
+        self.city = spec.name
+        self.name = f"{spec.name}_arcgis"
+        self.url = url or src.url
+        if not self.url:
+            raise ValueError(f"city {spec.name!r}: an ArcGIS source needs a url")
         self.page_size = page_size
-        self.client = client or retrying_client(max_attempts, timeout, backoff, max_delay)
+        self.client = client or retrying_client(
+            max_attempts or src.max_attempts,
+            timeout or src.timeout_seconds,
+            src.backoff_seconds if backoff is None else backoff,
+            max_delay,
+        )
+        self.out_fields = [c for c in self.mapper.source_columns if c not in GEOMETRY_FIELDS]
 
     def __repr__(self) -> str:
         return (
-            f"ArcGISSource(url={self.url!r}, page_size={self.page_size}, "
+            f"ArcGISSource(city={self.city!r}, url={self.url!r}, page_size={self.page_size}, "
             f"policy={self.client.policy!r})"
         )
 
     def _params(self, where: str, offset: int) -> dict[str, Any]:
         return {
             "where": where,
-            "outFields": ",".join(OUT_FIELDS),
+            "outFields": ",".join(self.out_fields),
             "returnGeometry": "true",
             "outSR": 4326,
-            "orderByFields": "OBJECTID",
+            "orderByFields": self.mapper.id_column or self.mapper.date_column,
             "resultOffset": offset,
             "resultRecordCount": self.page_size,
             "f": "json",
@@ -253,12 +201,17 @@ class ArcGISSource:
     def fetch(
         self, start: pd.Timestamp, end: pd.Timestamp, progress: Progress | None = None
     ) -> pd.DataFrame:
-        """Every incident with ``start <= date < end`` (Rochester local time), canonical."""
+        """Every incident with ``start <= date < end`` (the city's local time), canonical."""
         progress = progress or noop_progress
-        start, end = naive_local(start, ROCHESTER_TZ), naive_local(end, ROCHESTER_TZ)
+        tz = self.spec.timezone
+        start, end = naive_local(start, tz), naive_local(end, tz)
         if end <= start:
             return empty_frame()
-        where = where_clause(*utc_range(start, end))
+        if self.spec.date.timezone == "UTC":
+            query_range = utc_range(start, end, tz)
+        else:
+            query_range = (start, end)
+        where = where_clause(*query_range, field=self.mapper.date_column)
         parts, offset, page = [], 0, 0
         while True:
             page += 1
@@ -267,7 +220,7 @@ class ArcGISSource:
                 self.url, self._params(where, offset), check=check_arcgis_payload, what=label
             )
             features = payload.get("features")
-            frame = features_to_canonical(features, label)
+            frame = features_to_canonical(features, label, self.mapper)
             progress(f"{label}: {len(frame)} features")
             parts.append(frame)
             if not payload.get("exceededTransferLimit"):

@@ -1,13 +1,16 @@
-"""Chicago data portal bulk CSV export ("Export > CSV" of dataset ijzp-q8t2) as a source.
+"""A city's CSV files (a bulk export, e.g. the Chicago portal's "Export > CSV") as a source.
 
-Reads one file or a folder of ``.csv`` / ``.csv.gz`` files in either header shape (with or
-without the live export's ``Year`` and ``Location`` columns).
+Reads one file or a folder of ``.csv`` / ``.csv.gz`` files; the city's spec says which column
+holds which canonical field and how dates are written (:mod:`superdan_assets.cities.mapping`).
+Extra columns are ignored, so the Chicago export's two header shapes (with or without the live
+export's ``Year`` and ``Location``) both read.
 
 Why a cache: a daily partition asks for one day, and a 7-year CSV takes ~12 s to parse. So each
 file is parsed once (pyarrow, multi-threaded) into canonical Parquet under ``cache_dir``, keyed
-by the file's path, size and modification time; later requests read only the files whose date
-range overlaps and only the matching rows (Parquet predicate push-down). Within one process the
-parsed frames are also kept in memory, so a single-run backfill parses each file exactly once.
+by the file's path, size and modification time and the spec's content; later requests read only
+the files whose date range overlaps and only the matching rows (Parquet predicate push-down).
+Within one process the parsed frames are also kept in memory, so a single-run backfill parses
+each file exactly once.
 """
 
 from __future__ import annotations
@@ -25,19 +28,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from superdan_assets.cities.mapping import SpecMapper
+from superdan_assets.cities.spec import CitySpec
 from superdan_assets.ml.schema import (
     CANONICAL_COLUMNS,
-    EXPORT_HEADER_MAP,
     SchemaError,
     concat_canonical,
     empty_frame,
-    to_canonical,
 )
 from superdan_assets.sources.base import Progress, SourceError, naive_local, noop_progress
 
-EXPORT_DATE_FORMAT = "%m/%d/%Y %I:%M:%S %p"
-_OPTIONAL_EXPORT_COLUMNS = {"Year", "Location"}
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -49,56 +50,47 @@ class _FileInfo:
     rows: int
 
 
-def list_export_files(path: str | os.PathLike) -> list[Path]:
-    """The export files at ``path`` (a file or a folder), sorted; a clear error if none."""
+def list_export_files(path: str | os.PathLike, exclude: tuple[str, ...] = ()) -> list[Path]:
+    """The CSV files at ``path`` (a file or a folder), sorted; a clear error if none.
+
+    ``exclude``: file-name prefixes that are not incident files (Chicago's IUCR code table).
+    """
     p = Path(path).expanduser()
     if not p.exists():
         raise SourceError(
-            f"bulk export path {str(p)!r} does not exist; set SUPERDAN_EXPORT_PATH to a folder "
-            "of the Chicago portal's CSV exports (.csv or .csv.gz)"
+            f"CSV source path {str(p)!r} does not exist; point the city spec's [source] path "
+            "(or SUPERDAN_EXPORT_PATH) at a folder of .csv or .csv.gz files"
         )
     if p.is_file():
         return [p]
     files = sorted(
         f for f in p.iterdir() if f.is_file() and f.name.endswith((".csv", ".csv.gz"))
     )
-    # The IUCR code table sits beside the exports in ../shared/data/chicago; it is not crimes.
-    files = [f for f in files if not f.name.startswith("iucr")]
+    files = [f for f in files if not f.name.startswith(tuple(exclude))]
     if not files:
-        raise SourceError(f"no .csv or .csv.gz export files in folder {str(p)!r}")
+        raise SourceError(f"no .csv or .csv.gz files in folder {str(p)!r}")
     return files
 
 
-def read_export_file(path: Path) -> pd.DataFrame:
-    """Parse one export file into a canonical frame, or raise naming the file and problem."""
+def read_export_file(path: Path, spec: CitySpec) -> pd.DataFrame:
+    """Parse one CSV file into a canonical frame of ``spec``'s city, or raise naming the file,
+    the column and the problem (a column the spec names but the header lacks included)."""
+    mapper = SpecMapper(spec)
     try:
         header = _peek_header(path)
-        unknown = [h for h in header if h not in EXPORT_HEADER_MAP and h not in _OPTIONAL_EXPORT_COLUMNS]
-        missing = [h for h in ("ID", "Date", "Primary Type") if h not in header]
-        if missing:
-            raise SchemaError(
-                f"{path}: not a Chicago crimes export: header lacks {missing}; header is {header}"
-            )
-        if unknown:
-            raise SchemaError(f"{path}: unexpected column(s) {unknown} in the export header")
+        found = mapper.match_columns(header, where=str(path))
+        wanted = list(dict.fromkeys(found.values()))
         table = pacsv.read_csv(
             path,
             convert_options=pacsv.ConvertOptions(
                 column_types={h: pa.string() for h in header},
-                include_columns=[h for h in header if h in EXPORT_HEADER_MAP],
+                include_columns=wanted,
                 strings_can_be_null=True,
             ),
         )
     except pa.ArrowInvalid as exc:
         raise SchemaError(f"{path}: cannot parse CSV: {exc}") from exc
-    frame = table.to_pandas().rename(columns=EXPORT_HEADER_MAP)
-    return to_canonical(
-        frame,
-        "chicago",
-        source=str(path),
-        date_format=EXPORT_DATE_FORMAT,
-        updated_on_format=EXPORT_DATE_FORMAT,
-    )
+    return mapper.to_canonical(table.to_pandas(), where=str(path))
 
 
 def _peek_header(path: Path) -> list[str]:
@@ -110,23 +102,45 @@ def _peek_header(path: Path) -> list[str]:
         raise SchemaError(f"{path}: cannot read the CSV header: {exc}") from exc
 
 
-def _file_key(path: Path) -> str:
+def _spec_fingerprint(spec: CitySpec) -> str:
+    doc = spec.model_dump(include={"city", "columns", "date", "codes"}, mode="json")
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _file_key(path: Path, spec_key: str) -> str:
     st = path.stat()
-    raw = f"{_CACHE_VERSION}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    raw = f"{_CACHE_VERSION}|{spec_key}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
-class ExportSource:
-    """Bulk export files as a :class:`~superdan_assets.sources.base.CrimeSource`."""
+class CsvSource:
+    """A city's CSV files as a :class:`~superdan_assets.sources.base.CrimeSource`.
 
-    name = "chicago_export"
-    city = "chicago"
+    ``path`` defaults to the spec's ``[source] path`` (resolved against the spec's folder).
+    """
 
-    def __init__(self, path: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        spec: CitySpec,
+        path: str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ):
+        if path is None:
+            if not spec.source.path:
+                raise SourceError(f"city {spec.name!r}: its spec has no [source] path")
+            path = spec.resolve_path(spec.source.path)
+        self.spec = spec
+        self.city = spec.name
+        self.name = f"{spec.name}_csv"
+        self.timezone = spec.timezone
         self.path = Path(path)
         self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._spec_key = _spec_fingerprint(spec)
         self._memory: dict[str, pd.DataFrame] = {}
         self._lock = threading.Lock()
+
+    def _files(self) -> list[Path]:
+        return list_export_files(self.path, self.spec.source.exclude_files)
 
     # -- cache -------------------------------------------------------------------------
     def _cache_paths(self, info_key: str, path: Path) -> tuple[Path, Path]:
@@ -138,7 +152,7 @@ class ExportSource:
         )
 
     def _describe(self, path: Path, progress: Progress) -> _FileInfo:
-        key = _file_key(path)
+        key = _file_key(path, self._spec_key)
         if self.cache_dir:
             data, meta = self._cache_paths(key, path)
             if data.exists() and meta.exists():
@@ -169,8 +183,8 @@ class ExportSource:
                     frame = pd.read_parquet(data)
                     self._memory[key] = frame
                     return frame
-            progress(f"parsing export file {path.name}")
-            frame = read_export_file(path)
+            progress(f"parsing CSV file {path.name}")
+            frame = read_export_file(path, self.spec)
             self._memory[key] = frame
             if self.cache_dir:
                 self._write_cache(path, key, frame)
@@ -197,10 +211,10 @@ class ExportSource:
         self, start: pd.Timestamp, end: pd.Timestamp, progress: Progress | None = None
     ) -> pd.DataFrame:
         progress = progress or noop_progress
-        start = naive_local(start, "America/Chicago")
-        end = naive_local(end, "America/Chicago")
+        start = naive_local(start, self.timezone)
+        end = naive_local(end, self.timezone)
         parts = []
-        files = list_export_files(self.path)
+        files = self._files()
         for i, path in enumerate(files, 1):
             info = self._describe(path, progress)
             if info.min_date is None or info.max_date < start or info.min_date >= end:
@@ -217,19 +231,36 @@ class ExportSource:
             else:
                 frame = self._load(path, key, progress)
                 part = frame[(frame["date"] >= start) & (frame["date"] < end)]
-            progress(f"export file {i}/{len(files)} {path.name}: {len(part)} rows in range")
+            progress(f"CSV file {i}/{len(files)} {path.name}: {len(part)} rows in range")
             parts.append(part)
         result = concat_canonical(parts) if parts else empty_frame()
         return result[CANONICAL_COLUMNS].reset_index(drop=True)
 
     def date_range(self, progress: Progress | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
         """First and last occurrence time across the export files (parses uncached files)."""
-        infos = [self._describe(p, progress or noop_progress) for p in list_export_files(self.path)]
+        infos = [self._describe(p, progress or noop_progress) for p in self._files()]
         dated = [i for i in infos if i.min_date is not None]
         if not dated:
-            raise SourceError(f"the export files at {str(self.path)!r} contain no incidents")
+            raise SourceError(f"the CSV files at {str(self.path)!r} contain no incidents")
         return min(i.min_date for i in dated), max(i.max_date for i in dated)
 
     def count_rows(self) -> int:
         """Rows across all export files (what a full backfill must store)."""
-        return sum(self._describe(p, noop_progress).rows for p in list_export_files(self.path))
+        return sum(self._describe(p, noop_progress).rows for p in self._files())
+
+
+class ExportSource(CsvSource):
+    """The Chicago portal's bulk CSV export (kept for callers that predate city specs):
+    a :class:`CsvSource` with the packaged Chicago spec, or another city's ``spec``."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        cache_dir: str | os.PathLike | None = None,
+        spec: CitySpec | None = None,
+    ):
+        if spec is None:
+            from superdan_assets.cities.catalog import resolve_spec
+
+            spec = resolve_spec("chicago")
+        super().__init__(spec, path=path, cache_dir=cache_dir)

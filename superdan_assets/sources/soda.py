@@ -1,12 +1,13 @@
-"""The live Chicago SODA API (Socrata dataset ``ijzp-q8t2``) as a crime source.
+"""A city's Socrata (SODA) dataset, e.g. Chicago's ``ijzp-q8t2``, as a crime source.
 
 How a range is fetched, and why:
 
 - The range is split into chunks (calendar months by default), so a year-long backfill is a
   series of modest queries whose progress can be followed and whose failure costs one chunk.
-- Each chunk is a ``$where`` on ``date`` with *floating* timestamps (the dataset stores
-  Chicago wall-clock time without a zone, so no conversion is wanted), paged with
-  ``$limit``/``$offset`` under the stable order ``$order=date,id``: without a total order,
+- Each chunk is a ``$where`` on the spec's date column with *floating* timestamps (Chicago's
+  dataset stores wall-clock time without a zone, so no conversion is wanted; a spec with
+  ``[date] timezone = "UTC"`` is queried in UTC), paged with ``$limit``/``$offset`` under the
+  stable order ``$order=<date>,<id>``: without a total order,
   offset paging may skip or repeat rows. A page shorter than ``$limit`` is the last one.
 - Rows can still move while we page (the portal updates records), so rows are de-duplicated
   by ``id`` keeping the most recently updated copy, and the number dropped is reported.
@@ -26,25 +27,18 @@ from typing import Any
 
 import pandas as pd
 
+from superdan_assets.cities.mapping import SpecMapper
+from superdan_assets.cities.spec import CitySpec
 from superdan_assets.ml.schema import (
     CANONICAL_COLUMNS,
-    REQUIRED_COLUMNS,
     SchemaError,
     concat_canonical,
     empty_frame,
-    to_canonical,
 )
 from superdan_assets.sources.base import Progress, SourceError, naive_local, noop_progress
 from superdan_assets.sources.http import JsonHttpClient, retrying_client
 
-DEFAULT_SODA_URL = "https://data.cityofchicago.org/resource/ijzp-q8t2.json"
-DEFAULT_TOKEN_ENV = "SUPERDAN_SODA_APP_TOKEN"
-DEFAULT_PAGE_SIZE = 50_000
-CHICAGO_TZ = "America/Chicago"
 APP_TOKEN_HEADER = "X-App-Token"
-
-#: The canonical columns a SODA record may carry (everything except ``city``).
-_SODA_FIELDS = frozenset(CANONICAL_COLUMNS) - {"city"}
 
 
 def soda_timestamp(ts: pd.Timestamp) -> str:
@@ -55,9 +49,9 @@ def soda_timestamp(ts: pd.Timestamp) -> str:
     return text
 
 
-def where_clause(start: pd.Timestamp, end: pd.Timestamp) -> str:
-    """``$where`` selecting ``start <= date < end`` (inclusive start, exclusive end)."""
-    return f"date >= '{soda_timestamp(start)}' AND date < '{soda_timestamp(end)}'"
+def where_clause(start: pd.Timestamp, end: pd.Timestamp, field: str = "date") -> str:
+    """``$where`` selecting ``start <= field < end`` (inclusive start, exclusive end)."""
+    return f"{field} >= '{soda_timestamp(start)}' AND {field} < '{soda_timestamp(end)}'"
 
 
 def split_range(
@@ -73,41 +67,53 @@ def split_range(
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def records_to_canonical(records: list[Any], where: str) -> pd.DataFrame:
+def records_to_canonical(
+    records: list[Any], where: str, mapper: SpecMapper | None = None
+) -> pd.DataFrame:
     """One page of SODA JSON records as a canonical frame; ``where`` names the page in errors.
 
     Raises :class:`SchemaError` if the page is not a list of objects, lacks a required key,
     carries a nested value where a scalar belongs, or has a value that cannot be converted.
+    ``mapper``: the city's spec mapping (default: Chicago's packaged spec).
     """
+    mapper = mapper or SpecMapper(_chicago())
     if not isinstance(records, list):
         raise SchemaError(f"{where}: expected a JSON list of records, got {type(records).__name__}")
     if not records:
         return empty_frame()
-    _check_record_shape(records, where)
+    wanted = set(mapper.source_columns)
+    _check_record_shape(records, where, mapper, wanted)
     frame = pd.DataFrame.from_records(
-        [{k: v for k, v in r.items() if k in _SODA_FIELDS} for r in records]
+        [{k: v for k, v in r.items() if k in wanted} for r in records]
     )
     try:
-        return to_canonical(frame, "chicago", source=where)
+        return mapper.to_canonical(frame, where=where, strict=False)
     except SchemaError as exc:
         raise SchemaError(f"{exc} (the SODA dataset's types may have changed)") from None
 
 
-def _check_record_shape(records: list[Any], where: str) -> None:
+def _chicago():
+    from superdan_assets.cities.catalog import resolve_spec
+
+    return resolve_spec("chicago")
+
+
+def _check_record_shape(
+    records: list[Any], where: str, mapper: SpecMapper, wanted: set[str]
+) -> None:
+    required = [mapper.columns[f] for f in mapper.strict_fields()]
     for i, record in enumerate(records):
         if not isinstance(record, dict):
             raise SchemaError(f"{where}: record {i} is {type(record).__name__}, not an object")
-        missing = [k for k in REQUIRED_COLUMNS if k not in record]
+        missing = [k for k in required if k not in record]
         if missing:
-            new_keys = sorted(set(record) - _SODA_FIELDS - {"year", "location"})
-            hint = f"; keys not in the known schema: {new_keys}" if new_keys else ""
+            new_keys = sorted(set(record) - wanted - {"year", "location"})
+            hint = f"; keys not in the city spec: {new_keys}" if new_keys else ""
             raise SchemaError(
                 f"{where}: record {i} lacks required key(s) {missing} (the SODA dataset's schema "
                 f"changed?){hint}; record keys: {sorted(record)}"
             )
-        nested = sorted(
-            k for k, v in record.items() if k in _SODA_FIELDS and isinstance(v, dict | list)
-        )
+        nested = sorted(k for k, v in record.items() if k in wanted and isinstance(v, dict | list))
         if nested:
             raise SchemaError(
                 f"{where}: record {i} has nested values for scalar field(s) {nested}: "
@@ -131,45 +137,57 @@ def deduplicate_latest(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 
 class SodaSource:
-    """The Chicago SODA API as a :class:`~superdan_assets.sources.base.CrimeSource`.
+    """A city's Socrata (SODA) dataset as a :class:`~superdan_assets.sources.base.CrimeSource`.
 
-    ``url``: the resource's JSON endpoint. ``page_size``: ``$limit`` per request.
-    ``app_token_env``: the environment variable holding the app token (optional).
-    ``chunk_freq``: pandas frequency the range is split at (``"MS"`` months; None: no split).
-    ``max_attempts``, ``timeout`` (seconds per request), ``backoff`` (first retry delay,
-    doubling, jittered) and ``max_delay``: the retry policy of each request (see
-    :class:`~superdan_assets.sources.http.RetryPolicy`). ``client``: an HTTP client to use
-    instead, whose policy then applies (tests inject one with a recording ``sleep``).
+    ``spec``: the city (default: Chicago's packaged spec); ``url``, ``page_size`` (``$limit``
+    per request) and ``app_token_env`` (the environment variable holding the optional app
+    token) default to the spec's ``[source]``. ``chunk_freq``: pandas frequency the range is
+    split at (``"MS"`` months; None: no split). ``max_attempts``, ``timeout`` (seconds per
+    request), ``backoff`` (first retry delay, doubling, jittered) and ``max_delay``: the retry
+    policy of each request (see :class:`~superdan_assets.sources.http.RetryPolicy`).
+    ``client``: an HTTP client to use instead, whose policy then applies.
     """
-
-    name = "chicago_soda"
-    city = "chicago"
 
     def __init__(
         self,
-        url: str = DEFAULT_SODA_URL,
+        spec: CitySpec | None = None,
+        url: str | None = None,
         *,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        app_token_env: str = DEFAULT_TOKEN_ENV,
+        page_size: int | None = None,
+        app_token_env: str | None = None,
         chunk_freq: str | None = "MS",
-        max_attempts: int = 5,
-        timeout: float = 30.0,
-        backoff: float = 1.0,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        backoff: float | None = None,
         max_delay: float = 30.0,
         client: JsonHttpClient | None = None,
     ):
+        spec = spec or _chicago()
+        src = spec.source
+        page_size = page_size or src.page_size
         if page_size < 1:
             raise ValueError(f"page_size must be >= 1, got {page_size}")
-        self.url = url
+        self.spec = spec
+        self.mapper = SpecMapper(spec)
+        self.city = spec.name
+        self.name = f"{spec.name}_soda"
+        self.url = url or src.url
+        if not self.url:
+            raise ValueError(f"city {spec.name!r}: a SODA source needs a url")
         self.page_size = page_size
-        self.app_token_env = app_token_env
+        self.app_token_env = app_token_env or src.app_token_env or "SUPERDAN_SODA_APP_TOKEN"
         self.chunk_freq = chunk_freq
-        self.client = client or retrying_client(max_attempts, timeout, backoff, max_delay)
+        self.client = client or retrying_client(
+            max_attempts or src.max_attempts,
+            timeout or src.timeout_seconds,
+            src.backoff_seconds if backoff is None else backoff,
+            max_delay,
+        )
 
     def __repr__(self) -> str:
         # The token's *variable name* only: its value must never reach logs or metadata.
         return (
-            f"SodaSource(url={self.url!r}, page_size={self.page_size}, "
+            f"SodaSource(city={self.city!r}, url={self.url!r}, page_size={self.page_size}, "
             f"app_token_env={self.app_token_env!r}, chunk_freq={self.chunk_freq!r}, "
             f"policy={self.client.policy!r})"
         )
@@ -181,9 +199,10 @@ class SodaSource:
     def fetch(
         self, start: pd.Timestamp, end: pd.Timestamp, progress: Progress | None = None
     ) -> pd.DataFrame:
-        """Every incident with ``start <= date < end`` (Chicago local time) as a canonical frame."""
+        """Every incident with ``start <= date < end`` (the city's local time), canonical."""
         progress = progress or noop_progress
-        start, end = naive_local(start, CHICAGO_TZ), naive_local(end, CHICAGO_TZ)
+        tz = self.spec.timezone
+        start, end = naive_local(start, tz), naive_local(end, tz)
         chunks = split_range(start, end, self.chunk_freq)
         parts = []
         for number, (chunk_start, chunk_end) in enumerate(chunks, 1):
@@ -205,19 +224,25 @@ class SodaSource:
     def _fetch_chunk(
         self, start: pd.Timestamp, end: pd.Timestamp, progress: Progress
     ) -> tuple[pd.DataFrame, int]:
-        where = where_clause(start, end)
+        query_start, query_end = start, end
+        if self.spec.date.timezone == "UTC":
+            from superdan_assets.sources.arcgis import utc_range
+
+            query_start, query_end = utc_range(start, end, self.spec.timezone)
+        where = where_clause(query_start, query_end, self.mapper.date_column)
+        order = ",".join(c for c in (self.mapper.date_column, self.mapper.id_column) if c)
         parts, offset, page = [], 0, 0
         while True:
             page += 1
             label = f"SODA page {page} (offset {offset}) of [{start} .. {end})"
             params = {
                 "$where": where,
-                "$order": "date,id",
+                "$order": order,
                 "$limit": self.page_size,
                 "$offset": offset,
             }
             records = self.client.get_json(self.url, params, headers=self._headers(), what=label)
-            frame = records_to_canonical(records, label)
+            frame = records_to_canonical(records, label, self.mapper)
             outside = (frame["date"] < start) | (frame["date"] >= end)
             if outside.any():
                 raise SourceError(
