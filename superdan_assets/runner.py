@@ -205,8 +205,8 @@ def _gate_results(result) -> dict[str, object]:
     """Check name -> passed, for the gates evaluated in a training run."""
     out: dict[str, object] = {}
     for event in result.all_events:
-        evaluation = getattr(event, "asset_check_evaluation_data", None)
-        if evaluation is not None:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.asset_check_evaluation_data
             out[evaluation.check_name] = {
                 "passed": evaluation.passed, "description": evaluation.description,
             }

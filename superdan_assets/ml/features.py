@@ -539,8 +539,14 @@ class IncidentFeatures(TransformerMixin, BaseEstimator):
             index, sizes, sums = self.history_[name]
             where = _positions(index, history_key(prepared, HISTORY_KEYS[name]))
             found = where >= 0
-            n = np.where(found, sizes[where], 0.0)
-            s = np.where(found, sums[where], 0.0)
+            if len(sizes) == 0:
+                # A field this city does not have (Rochester has no blocks): no history at
+                # all, which is what a missing field means, not an error.
+                n = s = np.zeros(len(where))
+            else:
+                at = np.where(found, where, 0)
+                n = np.where(found, sizes[at], 0.0)
+                s = np.where(found, sums[at], 0.0)
             out[name] = self._history_features(n, s, self.prior_, days)
         return out
 
