@@ -69,6 +69,23 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--output-dir", default=None, help="where the failure file goes (/opt/ml/output)"
     )
+    train.add_argument(
+        "--city", default=None,
+        help="the city whose files the channel holds: a packaged name or a spec path "
+        "(default: SUPERDAN_CITY, else chicago)",
+    )
+
+    city = commands.add_parser(
+        "city",
+        help="check a city spec against its source before any backfill",
+        description="Read a sample of the city's feed through its spec and report columns "
+        "found, dates parsed and their range, label values (with near misses), the share of "
+        "rows with coordinates and rows per day. Exit 1 when something is wrong.",
+    )
+    city.add_argument("action", choices=("check",))
+    city.add_argument("spec", help="a packaged city name or the path of a spec (.toml)")
+    city.add_argument("--sample", type=int, default=5000, help="rows to read (default 5000)")
+    city.add_argument("--json", action="store_true", help="print the report as JSON")
 
     endpoint = commands.add_parser(
         "endpoint",
@@ -78,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     endpoint.add_argument("action", choices=("status", "stop"))
     endpoint.add_argument("--state-dir", default=None, help="endpoint state folder")
+    endpoint.add_argument(
+        "--city", default=None, help="whose endpoint (default: SUPERDAN_CITY, else chicago)"
+    )
 
     commands.add_parser(
         "pipeline",
@@ -111,6 +131,10 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(settings)
 
 
+#: What a broken spec or feed raises while checking (kept lazy: no pandas import at start-up).
+SchemaErrorLike = (ValueError, OSError)
+
+
 def _train(args: argparse.Namespace) -> int:
     from superdan_assets.serving.threads import training_thread_policy
 
@@ -123,7 +147,7 @@ def _train(args: argparse.Namespace) -> int:
         hyperparameters_file=args.hyperparameters,
         output_dir=args.output_dir,
     )
-    return training_job.main(paths)
+    return training_job.main(paths, city=args.city)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,16 +162,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "endpoint":
         return _endpoint(args)
+    if args.command == "city":
+        return _city(args)
     return _train(args)
+
+
+def _city(args: argparse.Namespace) -> int:
+    import json
+
+    from superdan_assets.cities import SpecError, resolve_spec
+    from superdan_assets.cities.check import check_spec, sample_source_rows
+
+    try:
+        spec = resolve_spec(args.spec)
+        report = check_spec(spec, sample_source_rows(spec, args.sample))
+    except (SpecError, SchemaErrorLike) as exc:
+        print(f"superdan city check: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_dict(), default=str) if args.json else report.text())
+    return 0 if report.ok else 1
 
 
 def _endpoint(args: argparse.Namespace) -> int:
     import json
 
+    from superdan_assets.cities.catalog import default_city_name, resolve_spec
     from superdan_assets.deploy.local import LocalEndpoint
     from superdan_assets.settings import project_home
 
-    local = LocalEndpoint(args.state_dir or project_home() / "endpoint")
+    city = resolve_spec(args.city or default_city_name()).name
+    local = LocalEndpoint(args.state_dir or project_home() / "endpoint" / city)
     if args.action == "stop":
         local.stop()
         print("local endpoint stopped")

@@ -153,28 +153,35 @@ class JobConfig:
         return config
 
 
-def read_training_data(training_dir: Path, progress: Callable[[str], None]):
-    """Every incident in the channel: the city's bulk export files, as a canonical frame."""
+def read_training_data(
+    training_dir: Path, progress: Callable[[str], None], city: str | None = None
+):
+    """Every incident in the channel: the city's CSV files read through its spec
+    (``city``: a packaged name or a spec path; default ``SUPERDAN_CITY``, else Chicago)."""
     import pandas as pd
 
+    from superdan_assets.cities.catalog import default_city_name, resolve_spec
     from superdan_assets.sources.base import SourceError
-    from superdan_assets.sources.export import ExportSource
+    from superdan_assets.sources.export import CsvSource
 
-    source = ExportSource(training_dir)
+    spec = resolve_spec(city or default_city_name())
+    source = CsvSource(spec, path=training_dir)
     try:
         return source.fetch(pd.Timestamp("1900-01-01"), pd.Timestamp("2200-01-01"), progress)
     except SourceError as exc:
         raise TrainingJobError(f"training channel {training_dir}: {exc}") from None
 
 
-def run(paths: TrainingPaths, progress: Callable[[str], None] = print) -> dict[str, Any]:
+def run(
+    paths: TrainingPaths, progress: Callable[[str], None] = print, city: str | None = None
+) -> dict[str, Any]:
     """Train on everything but the last ``holdout_days``, evaluate on them, save the artifact.
 
     Returns the manifest written next to the model.
     """
     config = JobConfig.from_hyperparameters(read_hyperparameters(paths.hyperparameters_file))
     progress(f"reading training data from {paths.training_dir}")
-    incidents = read_training_data(paths.training_dir, progress)
+    incidents = read_training_data(paths.training_dir, progress, city)
     if incidents.empty:
         raise TrainingJobError(f"training channel {paths.training_dir} holds no incidents")
 
@@ -212,10 +219,10 @@ def write_failure(paths: TrainingPaths, exc: BaseException) -> None:
         print(f"could not write {paths.failure_file}: {write_error}", file=sys.stderr)
 
 
-def main(paths: TrainingPaths) -> int:
+def main(paths: TrainingPaths, city: str | None = None) -> int:
     """Run the job; on any failure write the failure file and return 1."""
     try:
-        run(paths)
+        run(paths, city=city)
     except Exception as exc:
         traceback.print_exc()
         write_failure(paths, exc)
