@@ -217,7 +217,13 @@ class SpecMapper:
             ids = mapped["id"].astype("string").str.strip()
             mapped["id"] = ids.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True)
         else:
-            mapped["id"] = derived_ids(src[[found[f] for f in found]])
+            # Every mapped field, absent ones as null: a JSON feed omits null fields, so a
+            # page may lack a column, and the id must not depend on the row's page.
+            content = pd.DataFrame(
+                {f: src[found[f]] if f in found else pd.NA for f in self.columns},
+                index=src.index,
+            )
+            mapped["id"] = derived_ids(content)
         return to_canonical(
             mapped, spec.name, source=where, code_widths=spec.codes.widths,
         )

@@ -10,6 +10,7 @@ from superdan_assets.ml.labels import (
     FEATURE_ROW_DTYPES,
     LEAK_COLUMNS,
     MODEL_INPUT_COLUMNS,
+    LabelRule,
     build_feature_rows,
     check_feature_rows,
     empty_feature_rows,
@@ -56,11 +57,49 @@ def test_rochester_larceny_is_theft_case_insensitively():
     assert incident_labels(raw).tolist() == [0, 1, pd.NA]
 
 
-def test_fbi_code_decides_only_when_primary_type_is_missing():
+def test_primary_type_alone_decides_the_fbi_code_does_not():
+    # The FBI-code fallback is gone: a row without a primary_type is not labelled, whatever
+    # its FBI code says (primary_type is required in raw data).
     frame = pd.DataFrame(
-        {"primary_type": [None, None, None], "fbi_code": ["06", "05", "08B"], "iucr": [None] * 3}
+        {
+            "city": ["chicago"] * 4,
+            "primary_type": [None, None, "THEFT", "BURGLARY"],
+            "fbi_code": ["06", "05", "05", "06"],
+            "iucr": [None] * 4,
+        }
     )
-    assert incident_labels(frame).tolist() == [0, 1, pd.NA]
+    assert incident_labels(frame).tolist() == [pd.NA, pd.NA, 0, 1]
+
+
+def test_an_explicit_rule_labels_whole_values_case_insensitively():
+    rule = LabelRule(
+        burglary=frozenset({"break-in"}),
+        theft=frozenset({"theft", "shoplifting"}),
+        drop=frozenset({"identity theft"}),
+    )
+    frame = pd.DataFrame(
+        {
+            "primary_type": [
+                " Theft ",
+                "AUTO THEFT",
+                "Break-In",
+                "shop   lifting",
+                "SHOPLIFTING",
+                "Identity Theft",
+                None,
+            ]
+        }
+    )
+    assert incident_labels(frame, rule).tolist() == [0, pd.NA, 1, pd.NA, 0, pd.NA, pd.NA]
+
+
+def test_without_a_rule_the_frame_must_name_one_city():
+    frame = pd.DataFrame({"primary_type": ["THEFT"]})
+    with pytest.raises(ValueError, match="pass the city's LabelRule"):
+        incident_labels(frame)
+    mixed = pd.DataFrame({"primary_type": ["THEFT", "Larceny"], "city": ["chicago", "rochester"]})
+    with pytest.raises(ValueError, match="names no single city"):
+        incident_labels(mixed)
 
 
 @pytest.mark.parametrize(

@@ -62,10 +62,18 @@ def test_frame_has_the_canonical_dtypes_even_when_fields_are_absent():
 
 
 def test_csv_rows_convert_like_json_rows():
-    header = ["date", "beat", "latitude", "domestic"]
-    rows = [["2018-01-01T10:00:00", "811", "41.8", "false"], ["01/02/2018 01:30:00 PM", "", "", ""]]
+    header = ["date", "beat", "district", "latitude", "domestic"]
+    rows = [
+        ["2018-01-01T10:00:00", "811", "008", "41.8", "false"],
+        ["01/02/2018 01:30:00 PM", "", "8.0", "", ""],
+    ]
     got = to_frame(columns_from_table(header, rows), "chicago")
-    assert got["beat"].tolist()[0] == "0811" and got["beat"].isna().tolist()[1]
+    # Codes are not zero-padded on the way in ("811" stays "811"; the model strips leading
+    # zeros, so "008" and "8" are one category), only trimmed and de-floated.
+    assert got["beat"].tolist()[0] == "811" and got["beat"].isna().tolist()[1]
+    assert got["district"].tolist() == ["008", "8"]
+    json_rows = [dict(zip(header, row, strict=True)) for row in rows]
+    pd.testing.assert_frame_equal(got, to_frame(columns_from_records(json_rows), "chicago"))
     assert got["date"].tolist() == [
         pd.Timestamp("2018-01-01 10:00"),
         pd.Timestamp("2018-01-02 13:30"),
@@ -90,7 +98,7 @@ def test_concat_keeps_row_order_and_fills_fields_one_part_lacks():
     b = columns_from_records([{"date": "2018-01-02"}, {"date": "2018-01-03", "beat": "2"}])
     merged = IncidentColumns.concat([a, b])
     assert merged.rows == 3
-    assert merged.columns["beat"] == ["0001", None, "0002"]
+    assert merged.columns["beat"] == ["1", None, "2"]
 
 
 @pytest.mark.parametrize(

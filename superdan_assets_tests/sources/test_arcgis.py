@@ -9,7 +9,6 @@ import pytest
 
 from superdan_assets.ml.schema import SchemaError, check_canonical
 from superdan_assets.sources.arcgis import (
-    OUT_FIELDS,
     ArcGISSource,
     read_rochester_snapshot,
     rochester_to_canonical,
@@ -44,7 +43,7 @@ def day_features(n: int, day: str = "2020-04-04", first_id: int = 1) -> list[dic
 
 
 def make_source(server, client, **kwargs) -> ArcGISSource:
-    return ArcGISSource(server.url, client=client, **kwargs)
+    return ArcGISSource(url=server.url, client=client, **kwargs)
 
 
 # -- query and paging ------------------------------------------------------------------------
@@ -58,7 +57,7 @@ def test_query_parameters_follow_the_layer_contract(arcgis_server, fast_client):
         "OccurredFrom_Timestamp >= timestamp '2020-04-04 04:00:00' AND "
         "OccurredFrom_Timestamp < timestamp '2020-04-05 04:00:00'"
     )
-    assert params["outFields"] == ",".join(OUT_FIELDS)
+    assert params["outFields"] == "OBJECTID,OccurredFrom_Timestamp,Statute_Text,Location_Type"
     assert (params["outSR"], params["f"], params["orderByFields"]) == ("4326", "json", "OBJECTID")
     assert (params["resultOffset"], params["resultRecordCount"]) == ("0", "1000")
 
@@ -154,7 +153,9 @@ def test_epoch_ms_become_local_time_across_fall_back(arcgis_server, fast_client)
 
 
 def test_utc_range_widens_at_ambiguous_boundaries():
-    start, end = utc_range(pd.Timestamp("2020-11-01 01:30"), pd.Timestamp("2020-11-01 01:45"))
+    start, end = utc_range(
+        pd.Timestamp("2020-11-01 01:30"), pd.Timestamp("2020-11-01 01:45"), "America/New_York"
+    )
     assert (start, end) == (pd.Timestamp("2020-11-01 05:30"), pd.Timestamp("2020-11-01 06:45"))
     assert where_clause(start, end).endswith("< timestamp '2020-11-01 06:45:00'")
 
@@ -182,15 +183,14 @@ def test_features_map_to_the_canonical_schema(arcgis_server, fast_client):
     check_canonical(frame)
     assert isinstance(make_source(arcgis_server, fast_client), CrimeSource)
     first, second = frame.iloc[0], frame.iloc[1]
-    assert (first["id"], first["primary_type"], first["description"]) == (
-        "11",
-        "LARCENY",
-        "Petit Larceny",
-    )
-    assert first["location_description"] == "PARKING LOT"
+    # Values as the source gave them (trimmed); the spec does not map the label-leaking
+    # Statute_Description, so it never reaches the canonical rows.
+    assert (first["id"], first["primary_type"]) == ("11", "Larceny")
+    assert pd.isna(first["description"])
+    assert first["location_description"] == "Parking Lot"
     assert (first["longitude"], first["latitude"]) == (-77.61, 43.15)
     assert first["city"] == "rochester" and first["date"] == pd.Timestamp("2020-04-04 10:15:00")
-    assert second["primary_type"] == "BURGLARY"
+    assert second["primary_type"] == "Burglary"
     assert pd.isna(second["longitude"]) and pd.isna(second["latitude"])
     chicago_only = [
         "case_number",
@@ -205,19 +205,37 @@ def test_features_map_to_the_canonical_schema(arcgis_server, fast_client):
     assert frame[chicago_only].isna().all().all()
 
 
+def rochester_row(**overrides) -> dict:
+    """One Rochester row with every column the packaged spec maps."""
+    row = {
+        "OBJECTID": 1,
+        "OccurredFrom_Timestamp": utc_ms("2020-04-04 14:00:00"),
+        "Statute_Text": "Larceny",
+        "Location_Type": "Street",
+        "x": -77.6,
+        "y": 43.1,
+    }
+    return {**row, **overrides}
+
+
 def test_mapping_names_a_missing_required_field():
-    frame = pd.DataFrame({"OBJECTID": [1], "Statute_Text": ["Larceny"]})
+    row = rochester_row()
+    del row["OccurredFrom_Timestamp"]
     with pytest.raises(
-        SchemaError, match=r"snap: required Rochester field\(s\) \['OccurredFrom_Timestamp'\]"
+        SchemaError,
+        match=r"snap: column\(s\) named in the city spec are missing from the data: "
+        r"'OccurredFrom_Timestamp' \(for date\)",
     ):
-        rochester_to_canonical(frame, source="snap")
+        rochester_to_canonical(pd.DataFrame([row]), source="snap")
 
 
 def test_mapping_names_an_unconvertible_value():
-    frame = pd.DataFrame(
-        {"OBJECTID": [1], "OccurredFrom_Timestamp": ["yesterday"], "Statute_Text": ["Larceny"]}
-    )
-    with pytest.raises(SchemaError, match="'OccurredFrom_Timestamp' must be numeric.*yesterday"):
+    frame = pd.DataFrame([rochester_row(OccurredFrom_Timestamp="yesterday")])
+    with pytest.raises(
+        SchemaError,
+        match=r"snap: column 'OccurredFrom_Timestamp' has values that none of the spec's date "
+        r"formats \['epoch_ms'\] read: row 0: 'yesterday'",
+    ):
         rochester_to_canonical(frame, source="snap")
 
 
@@ -309,15 +327,22 @@ def test_snapshot_reader_uses_the_same_mapping(tmp_path):
         pd.Timestamp("2020-04-04 10:00"),
         pd.Timestamp("2020-04-04 11:00"),
     ]
-    assert list(frame["primary_type"]) == ["BURGLARY", "LARCENY"]
-    assert frame.loc[0, "description"] == "Burglary 2nd"
+    # Values as the source gave them; Statute_Description (label-leaking) is never mapped.
+    assert list(frame["primary_type"]) == ["Burglary", "Larceny"]
+    assert list(frame["location_description"]) == ["Multiple Dwelling", "Street"]
+    assert frame["description"].isna().all()
+    assert (frame.loc[0, "longitude"], frame.loc[0, "latitude"]) == (-77.6, 43.1)
     assert pd.isna(frame.loc[1, "longitude"])
 
 
 def test_snapshot_reader_gives_a_clear_error_for_a_bad_file(tmp_path):
     path = tmp_path / "not_rochester.csv"
     path.write_text("a,b\n1,2\n")
-    with pytest.raises(SchemaError, match=r"not_rochester.csv: required Rochester field\(s\)"):
+    with pytest.raises(
+        SchemaError,
+        match=r"not_rochester.csv: column\(s\) named in the city spec are missing from the "
+        r"data: 'OBJECTID' \(for id\), 'OccurredFrom_Timestamp' \(for date\)",
+    ):
         read_rochester_snapshot(path)
     with pytest.raises(SourceError, match="does not exist"):
         read_rochester_snapshot(tmp_path / "missing.csv")
@@ -330,8 +355,8 @@ def test_real_rochester_snapshot_maps_every_row():
     check_canonical(frame)
     assert len(frame) == 1124
     counts = frame["primary_type"].value_counts()
-    assert counts["LARCENY"] == 686
-    assert counts["BURGLARY"] == 148
+    assert counts["Larceny"] == 686
+    assert counts["Burglary"] == 148
     assert frame["id"].is_unique
 
 

@@ -107,9 +107,9 @@ def count_parses(monkeypatch) -> list[Path]:
     parsed: list[Path] = []
     original = export.read_export_file
 
-    def counting(path: Path) -> pd.DataFrame:
+    def counting(path: Path, spec) -> pd.DataFrame:
         parsed.append(path)
-        return original(path)
+        return original(path, spec)
 
     monkeypatch.setattr(export, "read_export_file", counting)
     return parsed
@@ -212,20 +212,48 @@ def test_a_changed_file_is_parsed_again(tmp_path, count_parses):
 def test_a_file_that_is_not_an_export_gives_a_clear_error(tmp_path):
     path = tmp_path / "other.csv"
     path.write_text("name,value\na,1\n")
-    with pytest.raises(SchemaError, match=r"other.csv: not a Chicago crimes export: header lacks"):
+    with pytest.raises(
+        SchemaError,
+        match=r"other.csv: column\(s\) named in the city spec are missing from the data: "
+        r"'id' \(for id\).*the data has columns \['name', 'value'\]",
+    ):
         ExportSource(path).fetch(DAY, NEXT_DAY)
 
 
-def test_an_unknown_column_gives_a_clear_error(tmp_path):
-    path = write_export(tmp_path / "extra.csv", ROWS, [*BASE_HEADER, "Surprise"])
-    with pytest.raises(SchemaError, match=r"unexpected column\(s\) \['Surprise'\]"):
-        ExportSource(path).fetch(DAY, NEXT_DAY)
+def test_extra_columns_are_ignored(tmp_path):
+    header = ["Surprise", *BASE_HEADER, "Another One"]
+    rows = [{**row, "Surprise": "x", "Another One": "y"} for row in ROWS]
+    plain = ExportSource(write_export(tmp_path / "plain.csv", ROWS, BASE_HEADER))
+    extra = ExportSource(write_export(tmp_path / "extra.csv", rows, header))
+
+    frame = extra.fetch(DAY, NEXT_DAY)
+
+    check_canonical(frame)
+    assert "Surprise" not in frame.columns and "Another One" not in frame.columns
+    pd.testing.assert_frame_equal(frame, plain.fetch(DAY, NEXT_DAY))
+
+
+def test_a_column_named_in_the_spec_but_absent_names_the_column_and_file(tmp_path):
+    header = [h for h in BASE_HEADER if h != "Beat"]
+    path = write_export(tmp_path / "no_beat.csv", ROWS, header)
+    cache = tmp_path / "cache"
+    with pytest.raises(
+        SchemaError,
+        match=r"no_beat.csv: column\(s\) named in the city spec are missing from the data: "
+        r"'beat' \(for beat\);",
+    ) as failure:
+        ExportSource(path, cache_dir=cache).fetch(DAY, NEXT_DAY)
+    assert str(path) in str(failure.value)
+    assert "district" not in str(failure.value).split(";")[0]  # only the missing one is named
+    assert not cache.exists() or not any(cache.iterdir())  # nothing is written
 
 
 def test_an_unparseable_date_names_the_column_and_row(tmp_path):
     path = write_export(tmp_path / "bad.csv", [*ROWS, export_row(9, "yesterday")], BASE_HEADER)
     with pytest.raises(
-        SchemaError, match=r"bad.csv: column 'date' has values that are not timestamps.*yesterday"
+        SchemaError,
+        match=r"bad.csv: column 'Date' has values that none of the spec's date formats "
+        r"\['%m/%d/%Y %I:%M:%S %p', 'iso'\] read: row 5: 'yesterday'",
     ):
         ExportSource(path).fetch(DAY, NEXT_DAY)
 
@@ -233,7 +261,7 @@ def test_an_unparseable_date_names_the_column_and_row(tmp_path):
 def test_a_missing_path_or_empty_folder_gives_a_clear_error(tmp_path):
     with pytest.raises(SourceError, match="does not exist"):
         ExportSource(tmp_path / "nope").fetch(DAY, NEXT_DAY)
-    with pytest.raises(SourceError, match="no .csv or .csv.gz export files"):
+    with pytest.raises(SourceError, match="no .csv or .csv.gz files in folder"):
         ExportSource(tmp_path).fetch(DAY, NEXT_DAY)
 
 

@@ -10,7 +10,6 @@ import pytest
 from superdan_assets.ml.schema import SchemaError, check_canonical
 from superdan_assets.sources.base import CrimeSource, SourceError
 from superdan_assets.sources.soda import (
-    DEFAULT_TOKEN_ENV,
     SodaSource,
     records_to_canonical,
     split_range,
@@ -44,13 +43,13 @@ def boundary_records() -> list[dict]:
 
 
 def make_source(server, client, **kwargs) -> SodaSource:
-    return SodaSource(server.url, client=client, **kwargs)
+    return SodaSource(url=server.url, client=client, **kwargs)
 
 
 @pytest.fixture(autouse=True)
 def no_token(monkeypatch):
     """Tests start without a token in the environment, whatever the developer's shell has."""
-    monkeypatch.delenv(DEFAULT_TOKEN_ENV, raising=False)
+    monkeypatch.delenv("SUPERDAN_SODA_APP_TOKEN", raising=False)
 
 
 # -- paging and ranges -----------------------------------------------------------------------
@@ -200,7 +199,8 @@ def test_records_to_canonical_rejects_a_non_list_payload():
 
 def test_app_token_header_is_sent_when_the_env_var_is_set(soda_server, fast_client, monkeypatch):
     source = make_source(soda_server, fast_client)
-    monkeypatch.setenv(DEFAULT_TOKEN_ENV, TOKEN)  # read at request time, not at construction
+    # Read at request time, not at construction.
+    monkeypatch.setenv("SUPERDAN_SODA_APP_TOKEN", TOKEN)
 
     source.fetch(START, END)
 
@@ -221,7 +221,7 @@ def test_app_token_env_name_is_configurable(soda_server, fast_client, monkeypatc
 
 
 def test_app_token_never_appears_in_errors_or_logs(soda_server, fast_client, monkeypatch, caplog):
-    monkeypatch.setenv(DEFAULT_TOKEN_ENV, TOKEN)
+    monkeypatch.setenv("SUPERDAN_SODA_APP_TOKEN", TOKEN)
     soda_server.fail_next("500", times=10)
     caplog.set_level(logging.DEBUG)
 
@@ -279,7 +279,7 @@ def test_persistent_500_fails_after_the_configured_attempts(soda_server, fast_cl
 
 
 def test_a_refused_request_fails_at_once(soda_server, fast_client):
-    source = SodaSource(soda_server.base_url + "/resource/unknown.json", client=fast_client)
+    source = SodaSource(url=soda_server.base_url + "/resource/unknown.json", client=fast_client)
     with pytest.raises(SourceError, match=r"HTTP 404 \(not retried"):
         source.fetch(START, END)
     assert len(soda_server.requests) == 1
