@@ -48,7 +48,7 @@ def count_rows_in(export_path: Path, start: str, end: str) -> int:
 def count_rows_stored(data_dir: Path) -> tuple[int, int]:
     import pyarrow.parquet as pq
 
-    files = sorted((data_dir / "raw_crimes").glob("*.parquet"))
+    files = sorted((data_dir / "chicago" / "raw_crimes").glob("*.parquet"))
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files), len(files)
 
 
@@ -66,7 +66,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="superdan-ingest-bench-"))
     os.environ.update(
         SUPERDAN_HOME=str(work / "home"),
-        SUPERDAN_SOURCE="export",
+        SUPERDAN_CITY="chicago",
         SUPERDAN_EXPORT_PATH=str(args.export_path),
         DAGSTER_HOME=str(work / "dagster_home"),
         DAGSTER_DISABLE_TELEMETRY="1",
@@ -75,15 +75,16 @@ def main() -> None:
 
     from dagster import DagsterInstance, materialize
 
-    from superdan_assets.assets.ingestion import raw_crimes
+    from superdan_assets.assets import City
+    from superdan_assets.assets.ingestion import build_raw_crimes
+    from superdan_assets.cities import load_city
     from superdan_assets.definitions import defs
 
+    raw_crimes = build_raw_crimes(City(load_city("chicago")))  # csv: SUPERDAN_EXPORT_PATH
     started = time.monotonic()
     result = materialize(
         [raw_crimes],
-        resources={
-            k: defs.resources[k] for k in ("crime_source", "partition_io_manager", "storage")
-        },
+        resources={k: defs.resources[k] for k in ("partition_io_manager", "storage")},
         instance=DagsterInstance.get(),
         tags={
             "dagster/asset_partition_range_start": args.start,

@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
         help="score every request on its own instead of batching concurrent ones",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument(
+        "--city", default=None,
+        help="refuse to serve a model trained for another city (its manifest's city)",
+    )
 
     train = commands.add_parser(
         "train",
@@ -126,9 +130,30 @@ def _serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"superdan serve: {exc}", file=sys.stderr)
         return 2
+    if args.city:
+        problem = _city_mismatch(settings.model_dir, args.city)
+        if problem:
+            print(f"superdan serve: {problem}", file=sys.stderr)
+            return 2
     from superdan_assets.serving.supervisor import serve
 
     return serve(settings)
+
+
+def _city_mismatch(model_dir, city: str) -> str | None:
+    """Why the model in ``model_dir`` is not ``city``'s (None when it is). Reads only the
+    manifest: the model file itself is loaded (and its sha256 verified) by the server."""
+    import json
+    from pathlib import Path
+
+    manifest = Path(model_dir) / "model.json"
+    try:
+        trained_for = json.loads(manifest.read_text()).get("city")
+    except (OSError, ValueError) as exc:
+        return f"cannot read {manifest}: {exc}"
+    if trained_for != city:
+        return f"the model in {model_dir} was trained for city {trained_for!r}, not {city!r}"
+    return None
 
 
 #: What a broken spec or feed raises while checking (kept lazy: no pandas import at start-up).

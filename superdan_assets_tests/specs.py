@@ -16,7 +16,10 @@ def spec_with_source(base: str, dest: Path, **source: object) -> Path:
         f"{key} = {value!r}".replace("'", '"') if isinstance(value, str) else f"{key} = {value}"
         for key, value in source.items()
     ]
-    text = re.sub(r"\[source\].*?(?=\n\[)", "\n".join(lines) + "\n", text, flags=re.S)
+    text, count = re.subn(
+        r"^\[source\]\n.*?(?=\n\[)", "\n".join(lines) + "\n", text, flags=re.S | re.M
+    )
+    assert count == 1, f"no [source] section found in {base}.toml"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(text)
     return dest

@@ -19,6 +19,7 @@ import pytest
 
 from superdan_assets.sources.export import ExportSource
 from superdan_assets_tests.fakes.soda_server import FakeSodaServer
+from superdan_assets_tests.specs import spec_with_source
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -62,13 +63,14 @@ def pipeline_home(chicago_export_dir, export_cache_dir, tmp_path_factory):
         **os.environ,
         "SUPERDAN_HOME": str(home / "superdan"),
         "DAGSTER_HOME": str(home / "dagster_home"),
-        "SUPERDAN_SOURCE": "soda",
         "SUPERDAN_ENDPOINT_PORT": str(port),
         "WANDB_MODE": "offline",
     }
     env.pop("SUPERDAN_EXPORT_PATH", None)
     with FakeSodaServer(_soda_records(frame)) as server:
-        env["SUPERDAN_SODA_URL"] = server.url
+        # A user's spec: the packaged Chicago one with its feed on the fake server.
+        spec = spec_with_source("chicago", home / "chicago.toml", kind="soda", url=server.url)
+        env["SUPERDAN_CITY"] = str(spec)
         proc = subprocess.run(
             [sys.executable, "-m", "superdan_assets.cli", "pipeline", "--start", START,
              "--end", END, "--holdout-days", str(HOLDOUT_DAYS)],
@@ -77,7 +79,7 @@ def pipeline_home(chicago_export_dir, export_cache_dir, tmp_path_factory):
     yield {"home": home, "env": env, "port": port, "proc": proc, "rows": len(frame)}
     from superdan_assets.deploy.local import LocalEndpoint
 
-    LocalEndpoint(home / "superdan" / "endpoint").stop()
+    LocalEndpoint(home / "superdan" / "endpoint" / "chicago").stop()
 
 
 def _instance(env):
@@ -119,17 +121,17 @@ def test_every_asset_and_check_is_recorded_in_the_instance(pipeline_home):
     instance = _instance(pipeline_home["env"])
     for asset in ("raw_crimes", "crime_features", "crime_model", "model_endpoint",
                   "drift_report"):
-        assert instance.get_latest_materialization_event(AssetKey(asset)) is not None, asset
-    raw = instance.get_latest_materialization_event(AssetKey("raw_crimes"))
+        assert instance.get_latest_materialization_event(AssetKey(["chicago", asset])) is not None, asset
+    raw = instance.get_latest_materialization_event(AssetKey(["chicago", "raw_crimes"]))
     assert raw.asset_materialization.metadata["run_row_count"].value == pipeline_home["rows"]
-    model = instance.get_latest_materialization_event(AssetKey("crime_model"))
+    model = instance.get_latest_materialization_event(AssetKey(["chicago", "crime_model"]))
     meta = model.asset_materialization.metadata
     assert meta["pr_auc"].value > meta["seed_protocol_pr_auc"].value > meta["prior_pr_auc"].value
-    endpoint = instance.get_latest_materialization_event(AssetKey("model_endpoint"))
+    endpoint = instance.get_latest_materialization_event(AssetKey(["chicago", "model_endpoint"]))
     assert endpoint.asset_materialization.metadata["model_version"].value == (
         meta["model_version"].value
     )
-    drift = instance.get_latest_materialization_event(AssetKey("drift_report"))
+    drift = instance.get_latest_materialization_event(AssetKey(["chicago", "drift_report"]))
     assert drift.asset_materialization.partition == END
     assert drift.asset_materialization.metadata["verdict"].value in ("OK", "WARN", "ALERT")
 
@@ -139,7 +141,7 @@ def test_a_model_failing_its_gates_is_never_promoted_or_served(pipeline_home):
     from dagster import AssetKey
 
     instance = _instance(env)
-    served = instance.get_latest_materialization_event(AssetKey("model_endpoint"))
+    served = instance.get_latest_materialization_event(AssetKey(["chicago", "model_endpoint"]))
     served_version = served.asset_materialization.metadata["model_version"].value
     crippled = json.dumps({"n_estimators": 1, "num_leaves": 2, "learning_rate": 0.001,
                            "history_keys": []})
@@ -147,8 +149,8 @@ def test_a_model_failing_its_gates_is_never_promoted_or_served(pipeline_home):
         "import json, sys\n"
         "from dagster import DagsterInstance\n"
         "from superdan_assets.definitions import defs\n"
-        "job = defs.resolve_job_def('train_and_deploy_job')\n"
-        f"cfg = {{'ops': {{'crime_model': {{'config': {{'holdout_days': {HOLDOUT_DAYS}, "
+        "job = defs.resolve_job_def('chicago__train_and_deploy_job')\n"
+        f"cfg = {{'ops': {{'chicago__crime_model': {{'config': {{'holdout_days': {HOLDOUT_DAYS}, "
         f"'hyperparameters': {crippled!r}}}}}}}}}\n"
         "r = job.execute_in_process(instance=DagsterInstance.get(), run_config=cfg, "
         "raise_on_error=False)\n"
@@ -159,10 +161,10 @@ def test_a_model_failing_its_gates_is_never_promoted_or_served(pipeline_home):
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"success": False}, proc.stderr[-3000:]
     instance = _instance(env)
     # The crippled model was registered and its gates recorded as failed...
-    latest = instance.get_latest_materialization_event(AssetKey("crime_model"))
+    latest = instance.get_latest_materialization_event(AssetKey(["chicago", "crime_model"]))
     assert latest.asset_materialization.metadata["model_version"].value != served_version
     # ...but model_endpoint did not run: the same version is served and is production.
-    still = instance.get_latest_materialization_event(AssetKey("model_endpoint"))
+    still = instance.get_latest_materialization_event(AssetKey(["chicago", "model_endpoint"]))
     assert still.run_id == served.run_id
     url = f"http://127.0.0.1:{pipeline_home['port']}"
     request = urllib.request.Request(
@@ -172,6 +174,6 @@ def test_a_model_failing_its_gates_is_never_promoted_or_served(pipeline_home):
     with urllib.request.urlopen(request, timeout=10) as response:
         assert json.loads(response.read())["model_version"] == served_version
     production = json.loads(
-        (pipeline_home["home"] / "superdan" / "data" / "models" / "production.json").read_text()
+        (pipeline_home["home"] / "superdan" / "data" / "chicago" / "models" / "production.json").read_text()
     )
     assert production["version"] == served_version

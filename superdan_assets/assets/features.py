@@ -53,13 +53,14 @@ def build_crime_features(city: City):
             f"{len(rows)} labelled rows from {len(raw_crimes)} reports "
             f"({burglary_share:.1%} burglary) over {len(context.partition_keys)} day(s)"
         )
-        _, check_results = validate_step(
+        validation = validate_step(
             city, "crime_features", rows, list(context.partition_keys), storage,
-            context.log.info,
+            context.log.info, run_id=context.run_id,
         )
         yield Output(
-            rows,
+            validation.batch(rows),
             metadata={
+                "days_quarantined": len(validation.quarantined),
                 **row_count_metadata(rows, list(context.partition_keys)),
                 "raw_rows": len(raw_crimes),
                 "burglary_rows": int(rows[LABEL_COLUMN].sum()),
@@ -69,6 +70,6 @@ def build_crime_features(city: City):
                 "preview": preview_metadata(rows),
             },
         )
-        yield from check_results
+        yield from validation.check_results
 
     return crime_features

@@ -64,13 +64,14 @@ def build_raw_crimes(city: City):
         frame = frame.sort_values(["date", "id"], kind="stable").reset_index(drop=True)
         # Validated before the IO manager replaces the stored days, so ids can be reconciled
         # with what was stored before this fetch.
-        _, check_results = validate_step(
+        validation = validate_step(
             city, "raw_crimes", frame, list(context.partition_keys), storage,
-            context.log.info, compare_with_stored=True,
+            context.log.info, compare_with_stored=True, run_id=context.run_id,
         )
         yield Output(
-            frame,
+            validation.batch(frame),
             metadata={
+                "days_quarantined": len(validation.quarantined),
                 **row_count_metadata(frame, list(context.partition_keys)),
                 "rows_per_primary_type": counts_metadata(frame["primary_type"]),
                 "first_occurrence": timestamp_text(frame["date"].min() if len(frame) else None),
@@ -84,6 +85,6 @@ def build_raw_crimes(city: City):
                 "window": MetadataValue.text(f"[{start.isoformat()}, {end.isoformat()})"),
             },
         )
-        yield from check_results
+        yield from validation.check_results
 
     return raw_crimes

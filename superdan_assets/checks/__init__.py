@@ -6,7 +6,7 @@ Modules, one job each:
 * ``validate``: ``validate_raw_crimes`` / ``validate_crime_features`` -> ``ValidationOutcome``.
 * ``dagster_results``: ``quality_check_specs``, ``asset_check_results`` and
   ``partitions_passing_blocking_checks`` for the asset, check and training wiring.
-* ``history``, ``ids``, ``known_values``: learnt bounds, id reconciliation, Chicago's known values.
+* ``history``, ``ids``, ``profile``: learnt day bounds, id reconciliation, the categories and coordinate box learnt from each city's own history.
 * ``gx_runtime``, ``gx_expectations``: the shared ephemeral GX context and a custom expectation.
 
 Great Expectations is imported lazily, on the first validation, never when these modules load.

@@ -17,7 +17,7 @@ range step unless the check spec has a ``partitions_def``, which is still a prev
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -35,6 +35,7 @@ from dagster import (
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from superdan_assets.checks.decide import DayDecision
 from superdan_assets.checks.outcome import ExpectationOutcome, Severity, ValidationOutcome
 from superdan_assets.checks.suites import BLOCKS
 
@@ -80,35 +81,76 @@ Outcomes = ValidationOutcome | Sequence[ValidationOutcome]
 
 
 def asset_check_results(
-    outcomes: Outcomes, asset_key: AssetKey | str | None = None
+    outcomes: Outcomes,
+    asset_key: AssetKey | str | None = None,
+    decisions: Mapping[str, DayDecision] | None = None,
 ) -> list[AssetCheckResult]:
     """Both check results, ``[blocking (ERROR), warn (WARN)]``, for one partition's outcome or
     for the daily outcomes of a partition range (a single-run backfill step validates each day
     separately; a group passes only if it passes on every day, and the metadata says which
     days failed)."""
     return [
-        check_result(outcomes, Severity.ERROR, asset_key),
-        check_result(outcomes, Severity.WARN, asset_key),
+        check_result(outcomes, Severity.ERROR, asset_key, decisions),
+        check_result(outcomes, Severity.WARN, asset_key, decisions),
     ]
 
 
 def check_result(
-    outcomes: Outcomes, severity: Severity, asset_key: AssetKey | str | None = None
+    outcomes: Outcomes,
+    severity: Severity,
+    asset_key: AssetKey | str | None = None,
+    decisions: Mapping[str, DayDecision] | None = None,
 ) -> AssetCheckResult:
-    """The :class:`AssetCheckResult` of the ``severity`` group (see :func:`asset_check_results`)."""
+    """The :class:`AssetCheckResult` of the ``severity`` group (see :func:`asset_check_results`).
+
+    With per-day ``decisions``, the blocking (ERROR) check passes when at least one day of the
+    step was good (the bad ones were quarantined, and downstream goes on with the good ones);
+    the WARN check fails when any day was quarantined, so the quarantine is alerted.
+    """
     days = _as_list(outcomes)
     asset = days[0].asset
     failing_days = [o for o in days if o.failed(severity)]
+    passed = not failing_days
+    description = _description(days, severity)
+    metadata = check_metadata(days, severity)
+    if decisions:
+        bad = {d: v for d, v in sorted(decisions.items()) if not v.passed}
+        good = len(decisions) - len(bad)
+        if severity is Severity.ERROR:
+            passed = good > 0
+        elif bad:
+            passed = False
+        if bad:
+            description = (
+                f"{len(bad)} of {len(decisions)} day(s) quarantined (failed blocking "
+                f"expectations), {good} written: "
+                + ", ".join(f"{d} ({'; '.join(v.reasons)[:120]})" for d, v in list(bad.items())[:5])
+                + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+                + (f". {description}" if severity is Severity.WARN else "")
+            )
+            metadata["quarantined_days"] = MetadataValue.md(_quarantine_table(bad))
+        metadata["days_written"] = MetadataValue.int(good)
+        metadata["days_quarantined"] = MetadataValue.int(len(bad))
     return AssetCheckResult(
-        passed=not failing_days,
+        passed=passed,
         asset_key=AssetKey.from_coercible(asset_key or asset),
         check_name=check_name(asset, severity),
         severity=AssetCheckSeverity.ERROR
         if severity is Severity.ERROR
         else AssetCheckSeverity.WARN,
-        description=_description(days, severity),
-        metadata=check_metadata(days, severity),
+        description=description,
+        metadata=metadata,
     )
+
+
+def _quarantine_table(bad: Mapping[str, DayDecision]) -> str:
+    lines = ["| day | rows | why |", "| --- | --- | --- |"]
+    for day, decision in list(bad.items())[:100]:
+        why = "; ".join(decision.reasons).replace("|", "/")[:300]
+        lines.append(f"| {day} | {decision.rows} | {why} |")
+    if len(bad) > 100:
+        lines.append(f"| ... | | {len(bad) - 100} more days |")
+    return "\n".join(lines)
 
 
 def check_metadata(outcomes: Outcomes, severity: Severity) -> dict[str, Any]:

@@ -62,6 +62,9 @@ class ExpectationOutcome:
     evaluated: bool = True
     note: str | None = None
     exception: str | None = None
+    #: Every offending row's id (or position when the frame has no id): how a range validated
+    #: in one pass is split into per-day decisions. Not part of the metadata.
+    unexpected_rows: tuple = field(default=(), repr=False, compare=False)
 
     def summary(self) -> str:
         """One human-readable line, e.g. ``id_unique: 3 rows (0.4 %); e.g. ...``."""
@@ -86,6 +89,7 @@ class ExpectationOutcome:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (severity as its name)."""
         out = asdict(self)
+        out.pop("unexpected_rows", None)
         out["severity"] = self.severity.value
         return out
 

@@ -296,6 +296,10 @@ def _outcome(spec: ExpectationSpec, r, not_evaluated: Mapping[str, str]) -> Expe
     examples: list[Any] = []
     value_counts: dict[str, int] = {}
     unit = "rows"
+    offending = tuple(
+        row.get("id") if isinstance(row, Mapping) else row
+        for row in res.get("unexpected_index_list") or ()
+    )
     if res.get("unexpected_index_list"):
         examples = list(res["unexpected_index_list"][:MAX_EXAMPLES])
     elif res.get("partial_unexpected_list"):
@@ -334,6 +338,7 @@ def _outcome(spec: ExpectationSpec, r, not_evaluated: Mapping[str, str]) -> Expe
         evaluated=note is None,
         note=note,
         exception=exception,
+        unexpected_rows=offending,
     )
 
 

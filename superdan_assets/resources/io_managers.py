@@ -1,9 +1,13 @@
 """The IO manager that stores daily-partitioned DataFrame assets as one Parquet file per day.
 
 An asset declares which column holds the day with ``metadata={"partition_expr": "date"}``.
-A single-run backfill hands the IO manager one frame for many days; it is split by that
-column and every day of the range is written (empty days as zero-row files), so re-running a
-range replaces exactly those days. Rows outside the range are refused rather than lost.
+A ranged run hands the IO manager one frame for many days; it is split by that column and
+every day of the range is written (empty days as zero-row files), so re-running a range
+replaces exactly those days. Rows outside the range are refused rather than lost.
+
+An asset may return a :class:`~superdan_assets.storage.partitions.DayBatch` instead: its
+quarantined days are not written (their stored partition stays the last good version, or
+absent), and a downstream range skips a quarantined day that was never stored good.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext
 from pydantic import Field
 
 from superdan_assets.storage.blobstore import make_blob_store
-from superdan_assets.storage.partitions import PartitionStore
+from superdan_assets.storage.partitions import DayBatch, MissingPartitionError, PartitionStore
 
 
 class PartitionedParquetIOManager(ConfigurableIOManager):
@@ -33,7 +37,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
     def _asset_name(context: OutputContext | InputContext) -> str:
         return "/".join(context.asset_key.path)
 
-    def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
+    def handle_output(self, context: OutputContext, obj: pd.DataFrame | DayBatch) -> None:
         if not context.has_asset_partitions:
             raise ValueError(
                 f"{self._asset_name(context)}: PartitionedParquetIOManager stores only "
@@ -48,16 +52,25 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         partitions = sorted(context.asset_partition_keys)
         asset = self._asset_name(context)
         store = self.partition_store()
+        quarantined: set[str] = set()
+        if isinstance(obj, DayBatch):
+            quarantined = set(obj.quarantined)
+            obj = obj.frame
+            partitions = [p for p in partitions if p not in quarantined]
         step = max(1, len(partitions) // 10)
 
         def progress(done: int, total: int) -> None:
             if done % step == 0 or done == total:
                 context.log.info(f"{asset}: wrote {done}/{total} partitions")
 
-        counts = store.write_days(asset, obj, column, partitions, progress)
+        counts = store.write_days(asset, obj, column, partitions, progress) if partitions else {}
+        for partition in counts:
+            if store.is_quarantined(asset, partition):
+                store.release(asset, partition)
         context.add_output_metadata(
             {
                 "partitions_written": len(counts),
+                "partitions_quarantined": len(quarantined),
                 "storage_uri": store.blobs.uri(f"{asset}/"),
             }
         )
@@ -71,5 +84,19 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
                 "(give it a partition mapping or partitions of its own)"
             )
         partitions = sorted(context.asset_partition_keys)
+        skipped = [
+            p for p in partitions if not store.exists(asset, p) and store.is_quarantined(asset, p)
+        ]
+        if skipped:
+            context.log.warning(
+                f"{asset}: skipping {len(skipped)} quarantined day(s) never stored good: "
+                f"{skipped[:10]}"
+            )
+            partitions = [p for p in partitions if p not in skipped]
         context.log.info(f"loading {len(partitions)} partition(s) of {asset}")
+        if not partitions:
+            raise MissingPartitionError(
+                f"{asset}: every requested day is quarantined ({skipped[:10]}); fix the source "
+                "data and re-materialize them"
+            )
         return store.read_many(asset, partitions)

@@ -9,9 +9,12 @@ An empty day is written as a zero-row file with the full schema: "no crimes repo
 from __future__ import annotations
 
 import io
+import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
@@ -26,6 +29,20 @@ class MissingPartitionError(LookupError):
 
 def partition_key_for(asset: str, partition: str) -> str:
     return f"{asset}/{partition}.parquet"
+
+
+def quarantine_key_for(asset: str, partition: str, suffix: str = "parquet") -> str:
+    return f"quarantine/{asset}/{partition}.{suffix}"
+
+
+@dataclass(frozen=True)
+class DayBatch:
+    """A step's output: the rows of its good days, and the days it quarantined (day ->
+    reasons). The IO manager writes the good days and leaves a quarantined day's stored
+    partition as it was (the last good version, or none)."""
+
+    frame: pd.DataFrame
+    quarantined: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def frame_to_parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -96,6 +113,39 @@ class PartitionStore:
                 if progress:
                     progress(i, len(per_day))
         return dict(sorted(counts.items()))
+
+    # -- quarantine ----------------------------------------------------------------------
+    def quarantine(
+        self, asset: str, partition: str, frame: pd.DataFrame, reasons: Sequence[str],
+        run_id: str | None = None,
+    ) -> str:
+        """Keep a day that failed its blocking expectations for inspection, with why; it is
+        never read as a partition (features and training never see it)."""
+        self.blobs.write_bytes(quarantine_key_for(asset, partition), frame_to_parquet_bytes(frame))
+        record = {"asset": asset, "partition": partition, "rows": len(frame),
+                  "reasons": list(reasons), "run_id": run_id, "quarantined_at": time.time()}
+        self.blobs.write_bytes(
+            quarantine_key_for(asset, partition, "json"), json.dumps(record).encode()
+        )
+        return self.blobs.uri(quarantine_key_for(asset, partition))
+
+    def is_quarantined(self, asset: str, partition: str) -> bool:
+        return self.blobs.exists(quarantine_key_for(asset, partition, "json"))
+
+    def quarantine_record(self, asset: str, partition: str) -> dict:
+        return json.loads(self.blobs.read_bytes(quarantine_key_for(asset, partition, "json")))
+
+    def release(self, asset: str, partition: str) -> None:
+        """Forget a day's quarantine (it has been written good since)."""
+        for suffix in ("json", "parquet"):
+            key = quarantine_key_for(asset, partition, suffix)
+            if self.blobs.exists(key):
+                self.blobs.delete(key)
+
+    def quarantined(self, asset: str) -> list[str]:
+        prefix = f"quarantine/{asset}/"
+        return sorted(k[len(prefix):-len(".json")] for k in self.blobs.list(prefix)
+                      if k.endswith(".json"))
 
     def exists(self, asset: str, partition: str) -> bool:
         return self.blobs.exists(partition_key_for(asset, partition))
