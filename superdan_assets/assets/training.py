@@ -142,22 +142,20 @@ def build_crime_model(city: City):
         from superdan_assets.ml.training import train_and_evaluate
 
         partitions = storage.partitions(city.name)
+        # Stored days passed their blocking expectations by construction: a day that failed
+        # them was quarantined instead of written (checks/decide.py), so none is read here.
         train_days, test_days = training_window(
             partitions.list_partitions("crime_features"),
             config.train_start, config.train_end, config.holdout_days,
         )
-        usable = _days_passing_blocking_checks(context, city, train_days + test_days)
-        skipped = sorted(set(train_days + test_days) - usable)
-        if skipped:
+        quarantined = [
+            d for d in partitions.quarantined("crime_features")
+            if train_days[0] <= d <= test_days[-1] and d not in set(train_days + test_days)
+        ]
+        if quarantined:
             context.log.warning(
-                f"leaving out {len(skipped)} day(s) whose blocking checks failed, e.g. {skipped[:5]}"
-            )
-        train_days = [d for d in train_days if d in usable]
-        test_days = [d for d in test_days if d in usable]
-        if not train_days or not test_days:
-            raise ValueError(
-                "no training or held-out days left after removing days whose blocking checks "
-                f"failed ({len(skipped)} removed); fix or re-fetch those days"
+                f"{len(quarantined)} day(s) of the window are quarantined and left out, e.g. "
+                f"{quarantined[:5]}"
             )
         context.log.info(
             f"training on {len(train_days)} day(s) {train_days[0]}..{train_days[-1]}, "
@@ -238,7 +236,7 @@ def build_crime_model(city: City):
                 "test_window": f"{test_days[0]}..{test_days[-1]}",
                 "train_rows": int(len(train)),
                 "test_rows": int(len(test)),
-                "days_left_out_failing_checks": len(skipped),
+                "days_quarantined_in_window": len(quarantined),
                 "roc_auc": float(model_metrics["roc_auc"]),
                 "pr_auc": float(model_metrics["pr_auc"]),
                 "log_loss": float(model_metrics["log_loss"]),
@@ -298,24 +296,3 @@ def _pr_auc_of(model, rows: pd.DataFrame) -> float:
     from sklearn.metrics import average_precision_score
 
     return float(average_precision_score(rows["label"], model.predict_proba(rows)))
-
-
-def _days_passing_blocking_checks(
-    context: AssetExecutionContext, city: City, days: list[str]
-) -> set[str]:
-    """Days whose latest crime_features materialization passed its blocking expectations.
-
-    A day that failed them (or was stored without being checked) never reaches the model.
-    """
-    from superdan_assets.checks.dagster_results import (
-        check_name,
-        partitions_passing_blocking_checks,
-    )
-    from superdan_assets.checks.outcome import Severity
-
-    return set(
-        partitions_passing_blocking_checks(
-            context.instance, city.key("crime_features"),
-            check_name("crime_features", Severity.ERROR), days,
-        )
-    )

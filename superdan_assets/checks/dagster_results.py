@@ -1,39 +1,34 @@
-"""Dagster asset check results from a :class:`ValidationOutcome`, and which partitions passed.
+"""Dagster asset check results from :class:`ValidationOutcome` s and per-day decisions.
 
 Two checks per asset, one per severity group:
 
-* ``<asset>_blocking_quality``: ERROR severity, declared ``blocking=True``. Fails when any
-  ERROR expectation fails, which fails the step, so downstream assets of that partition do not
-  run; :func:`partitions_passing_blocking_checks` keeps the partition out of training.
-* ``<asset>_warn_quality``: WARN severity, non-blocking. Fails when any WARN expectation fails;
-  never fails a run (the alert sensor in ``superdan_assets.alerts`` reports it).
+* ``<asset>_blocking_quality``: ERROR severity, declared ``blocking=True``. Each day of a step
+  is decided on its own (``checks/decide.py``): a day that failed an ERROR expectation is
+  quarantined, never written. The check fails, and so stops downstream assets, only when no
+  day of the step was good; otherwise it passes and lists the quarantined days and why.
+  Stored partitions therefore passed by construction: training reads them as they are.
+* ``<asset>_warn_quality``: WARN severity, non-blocking. Fails when any WARN expectation fails
+  or any day was quarantined; never fails a run (the alert sensor reports it).
 
 Metadata says which expectations failed, on how many rows, with examples and every unknown
-category with its count, and links the partition's Data Docs page. A single-run backfill step
-covering a range of days passes the daily outcomes together: one result per group, failing if
-any day fails, naming the failing days (Dagster 1.13 records no per-partition check result in a
-range step unless the check spec has a ``partitions_def``, which is still a preview feature).
+category with its count, links the partition's Data Docs page, and (ranges up to 62 days)
+the status of every day. Why per-day status in metadata rather than partitioned asset checks:
+Dagster 1.13 (where ``AssetCheckSpec(partitions_def=...)`` is a preview) records a check's
+partition only for a single-partition step, never for the days of a ranged step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from enum import StrEnum
 from typing import Any
 
 from dagster import (
-    AssetCheckEvaluation,
-    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
-    AssetRecordsFilter,
-    DagsterEventType,
-    DagsterInstance,
     MetadataValue,
 )
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from superdan_assets.checks.decide import DayDecision
 from superdan_assets.checks.outcome import ExpectationOutcome, Severity, ValidationOutcome
@@ -131,6 +126,12 @@ def check_result(
             metadata["quarantined_days"] = MetadataValue.md(_quarantine_table(bad))
         metadata["days_written"] = MetadataValue.int(good)
         metadata["days_quarantined"] = MetadataValue.int(len(bad))
+        if len(decisions) <= MAX_DAY_STATUS:
+            # Per-day status in the check itself: partitioned asset checks (a preview in
+            # Dagster 1.13) record a partition only for single-partition steps, not ranges.
+            metadata["day_status"] = MetadataValue.json(
+                {d: "written" if v.passed else "quarantined" for d, v in sorted(decisions.items())}
+            )
     return AssetCheckResult(
         passed=passed,
         asset_key=AssetKey.from_coercible(asset_key or asset),
@@ -141,6 +142,10 @@ def check_result(
         description=description,
         metadata=metadata,
     )
+
+
+#: Ranges up to this many days list every day's status in the check metadata.
+MAX_DAY_STATUS = 62
 
 
 def _quarantine_table(bad: Mapping[str, DayDecision]) -> str:
@@ -289,116 +294,3 @@ def _description(days: Sequence[ValidationOutcome], severity: Severity) -> str:
         return f"{where}: {len(failed)} of {per_day} {group} expectations failed: {names}{more}"
     bad_days = len({o.partition_key for o, _ in failed})
     return f"{where}: {group} expectations failed on {bad_days} of {len(days)} days: {names}{more}"
-
-
-# -- which partitions passed ----------------------------------------------------------------
-
-
-class CheckStatus(StrEnum):
-    """The state of a partition's latest blocking check against its latest materialization."""
-
-    PASSED = "passed"
-    FAILED = "failed"
-    STALE = "stale"  # the latest evaluation checked an older materialization
-    MISSING = "missing"  # its latest materialization was never checked, or none exists
-
-
-def blocking_check_status(
-    instance: DagsterInstance,
-    asset_key: AssetKey | str,
-    check_name: str,
-    partition_keys: Sequence[str],
-    *,
-    page_size: int = 1000,
-) -> dict[str, CheckStatus]:
-    """Per partition key: did the latest evaluation of ``check_name`` on the partition's latest
-    materialization pass?
-
-    An evaluation covers a partition when it names it (checks declared with a
-    ``partitions_def``), when it ran in the run that produced the partition's latest
-    materialization (checks computed in the asset's step, including single-run backfills of a
-    range, where one evaluation covers every day of the range), or when it targeted that
-    materialization (``target_materialization_data.storage_id``, checks run separately).
-    Reads ``instance.event_log_storage.get_asset_check_execution_history`` newest first, a page
-    at a time, until every requested partition is decided.
-    """
-    key = AssetKey.from_coercible(asset_key)
-    check_key = AssetCheckKey(key, check_name)
-    wanted = list(dict.fromkeys(partition_keys))
-    latest = _latest_materializations(instance, key, wanted)  # pk -> (storage id, run id)
-    partition_of_storage_id = {sid: pk for pk, (sid, _) in latest.items()}
-    partitions_of_run: dict[str, list[str]] = {}
-    for pk, (_, run_id) in latest.items():
-        partitions_of_run.setdefault(run_id, []).append(pk)
-
-    status: dict[str, CheckStatus] = {}
-    cursor = None
-    while len(status) < len(latest):
-        records = instance.event_log_storage.get_asset_check_execution_history(
-            check_key,
-            limit=page_size,
-            cursor=cursor,
-            status={
-                AssetCheckExecutionRecordStatus.SUCCEEDED,
-                AssetCheckExecutionRecordStatus.FAILED,
-            },
-        )
-        for record in records:
-            evaluation = _evaluation(record)
-            if evaluation is None:
-                continue
-            verdict = CheckStatus.PASSED if evaluation.passed else CheckStatus.FAILED
-            target = evaluation.target_materialization_data
-            named = record.partition or evaluation.partition
-            if named is not None:
-                if named in latest and named not in status:
-                    current = target is None or target.storage_id == latest[named][0]
-                    status[named] = verdict if current else CheckStatus.STALE
-                continue
-            covered = list(partitions_of_run.get(record.run_id, []))
-            if target is not None and target.storage_id in partition_of_storage_id:
-                covered.append(partition_of_storage_id[target.storage_id])
-            for pk in covered:
-                status.setdefault(pk, verdict)
-        if len(records) < page_size:
-            break
-        cursor = records[-1].id
-    return {pk: status.get(pk, CheckStatus.MISSING) for pk in wanted}
-
-
-def _latest_materializations(
-    instance: DagsterInstance, key: AssetKey, partition_keys: Sequence[str]
-) -> dict[str, tuple[int, str]]:
-    """partition key -> (storage id, run id) of its latest materialization."""
-    storage_ids = instance.get_latest_storage_id_by_partition(
-        key, DagsterEventType.ASSET_MATERIALIZATION, partitions=set(partition_keys)
-    )
-    if not storage_ids:
-        return {}
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=key, storage_ids=list(storage_ids.values())),
-        limit=len(storage_ids),
-    ).records
-    run_of_storage_id = {r.storage_id: r.run_id for r in records}
-    return {pk: (sid, run_of_storage_id.get(sid, "")) for pk, sid in storage_ids.items()}
-
-
-def partitions_passing_blocking_checks(
-    instance: DagsterInstance,
-    asset_key: AssetKey | str,
-    check_name: str,
-    partition_keys: Sequence[str],
-) -> list[str]:
-    """The subset of ``partition_keys`` (in their order) whose latest materialization's latest
-    blocking check evaluation passed; train only on these."""
-    status = blocking_check_status(instance, asset_key, check_name, partition_keys)
-    return [pk for pk in dict.fromkeys(partition_keys) if status[pk] is CheckStatus.PASSED]
-
-
-def _evaluation(record) -> AssetCheckEvaluation | None:
-    event = record.event
-    if event is None or event.dagster_event is None:
-        return None
-    if event.dagster_event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION:
-        return None
-    return event.dagster_event.asset_check_evaluation_data
