@@ -55,7 +55,7 @@ def build_crime_features(city: City):
         )
         validation = validate_step(
             city, "crime_features", rows, list(context.partition_keys), storage,
-            context.log.info, run_id=context.run_id,
+            context.log.info, run_id=context.run.run_id,
         )
         yield Output(
             validation.batch(rows),

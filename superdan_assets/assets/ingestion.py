@@ -66,7 +66,7 @@ def build_raw_crimes(city: City):
         # with what was stored before this fetch.
         validation = validate_step(
             city, "raw_crimes", frame, list(context.partition_keys), storage,
-            context.log.info, compare_with_stored=True, run_id=context.run_id,
+            context.log.info, compare_with_stored=True, run_id=context.run.run_id,
         )
         yield Output(
             validation.batch(frame),

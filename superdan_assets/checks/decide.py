@@ -6,9 +6,11 @@ report, nor must it reach them. So every day gets its own verdict from its block
 expectations: good days are written, bad days are quarantined with the reason.
 
 A short range is validated day by day already. A long one is validated in one pass (a year in
-a few seconds); when that pass finds blocking failures, the offending rows say which days they
-lie on, and only those days (plus any empty day, which a pass over the whole range cannot see)
-are validated again on their own to decide them.
+a few seconds), where a share tolerated over the range (``mostly``) can hide a day that breaks
+it. So the offending rows of every blocking expectation, passed or not, are counted per day;
+the days whose own share breaks the tolerance, or that hold any row a no-tolerance expectation
+refused, or that are empty (which a pass over the whole range cannot see) are validated again
+on their own, and that decides them. The others passed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from superdan_assets.checks.outcome import Severity, ValidationOutcome
+from superdan_assets.checks.suites import suite_specs
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,32 @@ def _days_of_rows(frame: pd.DataFrame, days: pd.Series, rows: Sequence) -> set[s
     return set(days.iloc[positions].unique())
 
 
+def _days_breaking(
+    frame: pd.DataFrame, days: pd.Series, rows: Sequence, column: str | None,
+    mostly: float | None,
+) -> set[str]:
+    """Days whose own share of offending ``rows`` breaks the tolerance ``mostly`` (any row
+    when there is none). The share is taken of the day's rows with a value in ``column``
+    (range expectations, which GX scores on non-null values only), else of all its rows."""
+    if not rows:
+        return set()
+    if mostly is None:
+        return _days_of_rows(frame, days, rows)
+    if "id" in frame.columns:
+        offending = frame["id"].astype("string").isin([str(r) for r in rows]).to_numpy()
+    else:
+        offending = pd.Series(False, index=range(len(frame)))
+        offending.iloc[[int(r) for r in rows if 0 <= int(r) < len(frame)]] = True
+        offending = offending.to_numpy()
+    bad = pd.Series(offending, index=days.index).groupby(days.to_numpy()).sum()
+    if column and column in frame.columns:
+        base = frame[column].notna().groupby(days.to_numpy()).sum()
+    else:
+        base = days.value_counts()
+    share = (bad / base.reindex(bad.index).clip(lower=1)).fillna(0)
+    return set(share[share > (1 - mostly) + 1e-12].index)
+
+
 def decide_days(
     frame: pd.DataFrame,
     keys: Sequence[str],
@@ -76,11 +105,17 @@ def decide_days(
         return {k: _decision(k, int(rows.get(k, 0)), by_day[k]) for k in keys}
     (whole,) = outcomes
     suspects = {k for k in keys if not rows.get(k)}
-    for e in whole.failed(Severity.ERROR):
-        if e.unexpected_rows and all(r is not None for r in e.unexpected_rows):
-            suspects |= _days_of_rows(frame, days, e.unexpected_rows)
-        else:
-            suspects |= set(keys)  # a table-level failure (schema, dtypes): every day
+    specs = {spec.name: spec for spec in suite_specs(whole.asset)}
+    for e in whole.of_severity(Severity.ERROR):
+        if e.success and not e.unexpected_rows:
+            continue
+        if not e.unexpected_rows or any(r is None for r in e.unexpected_rows):
+            if not e.success:
+                suspects |= set(keys)  # a table-level failure (schema, dtypes): every day
+            continue
+        mostly = specs[e.name].kwargs.get("mostly") if e.name in specs else None
+        of_values = e.column if "not_be_null" not in e.expectation_type else None
+        suspects |= _days_breaking(frame, days, e.unexpected_rows, of_values, mostly)
     decisions = {}
     for k in keys:
         if k in suspects:

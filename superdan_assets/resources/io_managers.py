@@ -28,10 +28,18 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
     s3_bucket: str | None = Field(default=None, description="Bucket when storage is 's3'")
     s3_prefix: str = Field(default="superdan", description="Key prefix when storage is 's3'")
 
-    def partition_store(self) -> PartitionStore:
-        return PartitionStore(
-            make_blob_store(self.storage, self.base_dir, self.s3_bucket, self.s3_prefix)
-        )
+    def partition_store(self, scope: tuple[str, ...] = ()) -> PartitionStore:
+        """The store below ``scope`` (an asset key's prefix: its city), as
+        :meth:`StorageResource.partitions` sees it, so quarantine records line up."""
+        base = "/".join((self.base_dir.rstrip("/"), *scope))
+        prefix = "/".join((self.s3_prefix.rstrip("/"), *scope)) if scope else self.s3_prefix
+        return PartitionStore(make_blob_store(self.storage, base, self.s3_bucket, prefix))
+
+    @staticmethod
+    def _scoped(context: OutputContext | InputContext) -> tuple[tuple[str, ...], str]:
+        """``(("chicago",), "raw_crimes")`` for the asset key ``chicago/raw_crimes``."""
+        path = tuple(context.asset_key.path)
+        return path[:-1], path[-1]
 
     @staticmethod
     def _asset_name(context: OutputContext | InputContext) -> str:
@@ -50,8 +58,8 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
                 "metadata={'partition_expr': '<column>'}"
             )
         partitions = sorted(context.asset_partition_keys)
-        asset = self._asset_name(context)
-        store = self.partition_store()
+        scope, asset = self._scoped(context)
+        store = self.partition_store(scope)
         quarantined: set[str] = set()
         if isinstance(obj, DayBatch):
             quarantined = set(obj.quarantined)
@@ -76,8 +84,8 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         )
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
-        asset = self._asset_name(context)
-        store = self.partition_store()
+        scope, asset = self._scoped(context)
+        store = self.partition_store(scope)
         if not context.has_asset_partitions:
             raise ValueError(
                 f"{asset}: a downstream asset must load a partition range of this asset "
