@@ -40,7 +40,7 @@ def webserver(tmp_path):
 
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-           "SUPERDAN_HOME": str(tmp_path / "superdan")}
+           "SUPERDAN_HOME": str(tmp_path / "superdan"), "SUPERDAN_CITIES": "rochester"}
     (tmp_path / "dagster_home").mkdir()
     webserver_bin = os.path.join(os.path.dirname(sys.executable), "dagster-webserver")
     proc = subprocess.Popen(
@@ -76,13 +76,21 @@ def test_ui_shows_assets_checks_schedule_and_sensors(webserver):
     assert location["name"] == "superdan"
     assert location["locationOrLoadError"]["__typename"] == "RepositoryLocation"
     nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
-    assert set(nodes) == {"raw_crimes", "crime_features", "crime_model", "model_endpoint",
-                          "drift_report"}
-    assert all(nodes[a]["hasAssetChecks"] for a in ("raw_crimes", "crime_features",
-                                                   "crime_model", "drift_report"))
-    assert nodes["raw_crimes"]["isPartitioned"] and not nodes["crime_model"]["isPartitioned"]
+    assets = ("raw_crimes", "crime_features", "crime_model", "model_endpoint", "drift_report")
+    cities = ("chicago", "rochester")
+    assert set(nodes) == {f"{city}/{asset}" for city in cities for asset in assets}
+    for city in cities:
+        # Everything of a city is grouped under its name.
+        assert {nodes[f"{city}/{a}"]["groupName"] for a in assets} == {city}
+        assert all(nodes[f"{city}/{a}"]["hasAssetChecks"] for a in ("raw_crimes", "crime_features",
+                                                                    "crime_model", "drift_report"))
+        assert nodes[f"{city}/raw_crimes"]["isPartitioned"]
+        assert not nodes[f"{city}/crime_model"]["isPartitioned"]
     repo = data["repositoriesOrError"]["nodes"][0]
-    assert [(s["name"], s["executionTimezone"], s["scheduleState"]["status"])
-            for s in repo["schedules"]] == [("daily_drift_schedule", "America/Chicago", "RUNNING")]
+    assert sorted((s["name"], s["executionTimezone"], s["scheduleState"]["status"])
+                  for s in repo["schedules"]) == [
+        ("chicago__daily_schedule", "America/Chicago", "RUNNING"),
+        ("rochester__daily_schedule", "America/New_York", "RUNNING"),
+    ]
     assert repo["sensors"] and all(s["sensorState"]["status"] == "RUNNING"
                                    for s in repo["sensors"])

@@ -1,4 +1,4 @@
-"""Dagster check results from an outcome, and which partitions' blocking checks passed."""
+"""Dagster check results from outcomes and per-day decisions, inside real Dagster runs."""
 
 from __future__ import annotations
 
@@ -20,13 +20,11 @@ from dagster import (
 )
 
 from superdan_assets.checks.dagster_results import (
-    CheckStatus,
     asset_check_results,
-    blocking_check_status,
     check_name,
-    partitions_passing_blocking_checks,
     quality_check_specs,
 )
+from superdan_assets.checks.decide import decide_days
 from superdan_assets.checks.outcome import ExpectationOutcome, Severity, ValidationOutcome
 
 DAY = pd.Timestamp("2018-06-05")
@@ -110,45 +108,50 @@ PARTITIONS = DailyPartitionsDefinition(start_date="2018-06-01", end_date="2018-0
 BAD_DAYS = {"2018-06-02"}
 
 
+def decisions_for(outcomes: list[ValidationOutcome]):
+    """The per-day decisions a step makes from its daily outcomes (700 rows a day)."""
+    frame = pd.DataFrame(
+        {"date": [o.partition_start + pd.Timedelta(hours=1) for o in outcomes for _ in range(700)]}
+    )
+
+    def never(day):
+        raise AssertionError(f"{day} was validated again: daily outcomes decide every day")
+
+    return decide_days(frame, [o.partition_key for o in outcomes], outcomes, never)
+
+
+def daily_outcomes(keys) -> list[ValidationOutcome]:
+    return [
+        outcome_with(DUPLICATES, partition=key) if key in BAD_DAYS else outcome_with(partition=key)
+        for key in keys
+    ]
+
+
 @asset(name="raw_crimes", partitions_def=PARTITIONS, check_specs=quality_check_specs("raw_crimes"))
 def fake_raw_crimes(context):
-    """Materializes, then reports checks from a canned outcome (one bad day has duplicates)."""
-    key = context.partition_key
-    outcome = (
-        outcome_with(DUPLICATES, partition=key) if key in BAD_DAYS else outcome_with(partition=key)
+    """Materializes, then reports checks from canned outcomes (one bad day has duplicates)."""
+    outcomes = daily_outcomes([context.partition_key])
+    yield MaterializeResult(
+        check_results=asset_check_results(outcomes[0], decisions=decisions_for(outcomes))
     )
-    yield MaterializeResult(check_results=asset_check_results(outcome))
 
 
-@asset(name="raw_crimes", partitions_def=PARTITIONS)
-def unchecked_raw_crimes():
-    """The same asset materialized by code that does not run the checks."""
-    return MaterializeResult()
-
-
-def test_partitions_passing_blocking_checks_reads_the_instance():
+def test_a_day_that_fails_its_blocking_expectations_fails_its_single_day_step():
     instance = DagsterInstance.ephemeral()
-    for key in ("2018-06-01", "2018-06-02", "2018-06-03", "2018-06-04"):
+    for key in ("2018-06-01", "2018-06-02", "2018-06-03"):
         result = materialize(
             [fake_raw_crimes], partition_key=key, instance=instance, raise_on_error=False
         )
         assert result.success == (key not in BAD_DAYS)  # the blocking ERROR check fails the run
-    # 06-04 is re-materialized without its checks: its latest data was never checked.
-    materialize([unchecked_raw_crimes], partition_key="2018-06-04", instance=instance)
-    keys = ["2018-06-01", "2018-06-02", "2018-06-03", "2018-06-04", "2018-06-05"]
-    name = check_name("raw_crimes", Severity.ERROR)
-    status = blocking_check_status(instance, "raw_crimes", name, keys)
-    assert status == {
-        "2018-06-01": CheckStatus.PASSED,
-        "2018-06-02": CheckStatus.FAILED,
-        "2018-06-03": CheckStatus.PASSED,
-        "2018-06-04": CheckStatus.MISSING,
-        "2018-06-05": CheckStatus.MISSING,
-    }
-    assert partitions_passing_blocking_checks(instance, AssetKey("raw_crimes"), name, keys) == [
-        "2018-06-01",
-        "2018-06-03",
-    ]
+        blocking, warn = sorted(result.get_asset_check_evaluations(), key=lambda e: e.check_name)
+        assert blocking.check_name == check_name("raw_crimes", Severity.ERROR)
+        assert blocking.passed == warn.passed == (key not in BAD_DAYS)
+        status = "quarantined" if key in BAD_DAYS else "written"
+        assert blocking.metadata["day_status"].data == {key: status}
+        assert blocking.metadata["days_quarantined"].value == (1 if key in BAD_DAYS else 0)
+        if key in BAD_DAYS:
+            assert blocking.description.startswith("1 of 1 day(s) quarantined")
+            assert "id_unique_dup" in blocking.description
 
 
 @asset(
@@ -158,12 +161,11 @@ def test_partitions_passing_blocking_checks_reads_the_instance():
     backfill_policy=BackfillPolicy.single_run(),
 )
 def ranged_raw_crimes(context):
-    """A single-run backfill step: validates each day, one check result per group."""
-    outcomes = [
-        outcome_with(DUPLICATES, partition=key) if key in BAD_DAYS else outcome_with(partition=key)
-        for key in context.partition_keys
-    ]
-    yield MaterializeResult(check_results=asset_check_results(outcomes))
+    """A ranged step: validates each day, decides each day, one check result per group."""
+    outcomes = daily_outcomes(context.partition_keys)
+    yield MaterializeResult(
+        check_results=asset_check_results(outcomes, decisions=decisions_for(outcomes))
+    )
 
 
 def range_tags(first: str, last: str) -> dict[str, str]:
@@ -173,28 +175,44 @@ def range_tags(first: str, last: str) -> dict[str, str]:
     }
 
 
-def test_a_range_run_passes_or_fails_its_partitions_together():
+def test_a_range_with_a_bad_day_quarantines_it_and_goes_on_with_the_good_ones():
     instance = DagsterInstance.ephemeral()
     clean = materialize(
         [ranged_raw_crimes], instance=instance, tags=range_tags("2018-06-03", "2018-06-05")
     )
-    broken = materialize(
-        [ranged_raw_crimes],
-        instance=instance,
-        tags=range_tags("2018-06-01", "2018-06-02"),
-        raise_on_error=False,
+    mixed = materialize(
+        [ranged_raw_crimes], instance=instance, tags=range_tags("2018-06-01", "2018-06-03")
     )
-    assert clean.success and not broken.success
-    evaluation = next(
-        e
-        for e in broken.get_asset_check_evaluations()
-        if e.check_name == "raw_crimes_blocking_quality"
-    )
-    assert evaluation.metadata["failed_partitions"].data == ["2018-06-02"]
-    assert "on 1 of 2 days" in evaluation.description
-    keys = ["2018-06-01", "2018-06-02", "2018-06-03", "2018-06-04", "2018-06-05"]
-    name = check_name("raw_crimes", Severity.ERROR)
-    assert partitions_passing_blocking_checks(instance, "raw_crimes", name, keys) == keys[2:]
+    assert clean.success and mixed.success  # one good day is enough to go on
+    checks = {e.check_name: e for e in mixed.get_asset_check_evaluations()}
+    blocking = checks["raw_crimes_blocking_quality"]
+    warn = checks["raw_crimes_warn_quality"]
+    assert blocking.passed and not warn.passed  # ...and the quarantine is alerted
+    assert blocking.metadata["failed_partitions"].data == ["2018-06-02"]
+    assert blocking.metadata["day_status"].data == {
+        "2018-06-01": "written", "2018-06-02": "quarantined", "2018-06-03": "written",
+    }
+    assert (blocking.metadata["days_written"].value,
+            blocking.metadata["days_quarantined"].value) == (2, 1)
+    assert blocking.description.startswith("1 of 3 day(s) quarantined")
+    assert "2018-06-02 (id_unique_dup" in blocking.description
+    assert "| 2018-06-02 | 700 |" in blocking.metadata["quarantined_days"].value
+    assert all(e.passed for e in clean.get_asset_check_evaluations())
+
+
+def test_a_range_whose_every_day_is_bad_fails_its_blocking_check():
+    bad = [outcome_with(DUPLICATES, partition=k) for k in ("2018-06-01", "2018-06-02")]
+    blocking, warn = asset_check_results(bad, decisions=decisions_for(bad))
+    assert not blocking.passed and not warn.passed
+    assert blocking.metadata["days_written"].value == 0
+    assert "on 2 of 2 days" in check_result_description(bad)
+
+
+def check_result_description(outcomes) -> str:
+    """Without decisions (a caller that decides nothing) a group fails if any day fails."""
+    blocking, _ = asset_check_results(outcomes)
+    assert not blocking.passed
+    return blocking.description
 
 
 @pytest.mark.slow

@@ -100,7 +100,7 @@ def test_a_failed_job_writes_the_failure_file_and_exits_non_zero(tmp_path):
     done = run_train(tmp_path, channel)
     assert done.returncode == 1
     failure = (tmp_path / "output" / "failure").read_text()
-    assert "no .csv or .csv.gz export files" in failure
+    assert f"training channel {channel}" in failure and "no .csv or .csv.gz files" in failure
     assert not (tmp_path / "model").exists()
 
 
