@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,9 +17,8 @@ from superdan_assets.ml.drift_plots import (
     plot_top_drifted_features,
     png_markdown,
 )
+from superdan_assets_tests.conftest import SHARED_DATA
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 LOCATIONS = ["STREET", "RESIDENCE", "APARTMENT", "SIDEWALK", "SMALL RETAIL STORE", "ALLEY"]
