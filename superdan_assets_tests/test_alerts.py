@@ -135,7 +135,8 @@ ALERT = Alert(
                 "unexpected_count": 2,
                 "unit": "rows",
                 "value_counts": {"DRONE NUISANCE": 2},
-                "examples": [{"id": "1"}],  # unknown keys are ignored
+                "examples": [{"id": "1", "primary_type": "DRONE NUISANCE"}],
+                "severity": "WARN",  # unknown keys are ignored
             }
         ),
     ),
@@ -375,6 +376,9 @@ def test_sensors_alert_warn_failures_of_green_runs_and_blocking_failures(
         ("raw_crimes_blocking_quality", "ERROR", "2018-06-06"),
     ]
     assert lines[0]["failed_expectations"][0]["value_counts"] == {"DRONE NUISANCE": 2}
+    assert lines[0]["failed_expectations"][0]["examples"] == [
+        {"primary_type": "DRONE NUISANCE", "id": "1"}
+    ]
     posted = receiver.texts()
     assert len(posted) == 2 and "DRONE NUISANCE x2" in posted[0] and "[ERROR]" in posted[1]
 

@@ -33,13 +33,16 @@ class FailedExpectation:
     unit: str = "rows"
     column: str | None = None
     partition: str | None = None
+    unexpected_percent: float | None = None
     value_counts: Mapping[str, int] = field(default_factory=dict)
+    examples: tuple[Any, ...] = ()  # failing values with their row ids, as the check kept them
     why: str | None = None
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> FailedExpectation:
         """Parse one ``failed_expectations`` metadata record; unknown keys are ignored."""
         count = record.get("unexpected_count")
+        percent = record.get("unexpected_percent")
         values = record.get("value_counts") or {}
         return cls(
             expectation=str(record.get("expectation") or "?"),
@@ -47,7 +50,9 @@ class FailedExpectation:
             unit=str(record.get("unit") or "rows"),
             column=record.get("column"),
             partition=record.get("partition"),
+            unexpected_percent=None if percent is None else float(percent),
             value_counts={str(k): int(v) for k, v in dict(values).items()},
+            examples=tuple(record.get("examples") or ()),
             why=record.get("why"),
         )
 
@@ -82,7 +87,8 @@ class Alert:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["failed_expectations"] = [
-            {**f, "value_counts": dict(f["value_counts"])} for f in data["failed_expectations"]
+            {**f, "value_counts": dict(f["value_counts"]), "examples": list(f["examples"])}
+            for f in data["failed_expectations"]
         ]
         return data
 
