@@ -79,9 +79,13 @@ class TickReport:
     def summary(self) -> str:
         return (
             f"{len(self.opened)} new alert(s), {len(self.duplicates)} duplicate(s) skipped, "
-            f"{len(self.resolved)} resolved; deliveries: {len(self.delivered)} delivered, "
-            f"{len(self.retrying)} retry scheduled, {len(self.of(Outcome.DEFERRED))} deferred, "
-            f"{len(self.dead)} dead-lettered"
+            f"{len(self.resolved)} resolved; {self.delivery_summary()}"
+        )
+
+    def delivery_summary(self) -> str:
+        return (
+            f"deliveries: {len(self.delivered)} delivered, {len(self.retrying)} retry "
+            f"scheduled, {len(self.of(Outcome.DEFERRED))} deferred, {len(self.dead)} dead-lettered"
         )
 
 

@@ -105,7 +105,7 @@ def dead_letter_message(dead: Sequence[Delivery], state_dir: Path) -> str:
 
 def pending_message(ledger: DeliveryLedger, report: TickReport) -> str:
     pending = ledger.pending()
-    text = report.summary()
+    text = report.delivery_summary()
     if not pending:
         return f"{text}; nothing pending"
     due = min(d.next_attempt_at for d in pending if d.next_attempt_at is not None)
