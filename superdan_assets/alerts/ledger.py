@@ -284,13 +284,20 @@ class DeliveryLedger:
         return Delivery(delivery.alert_id, delivery.alert, delivery.sink, status, attempts,
                         next_attempt_at, error, now)
 
-    def deliveries(self, key: AlertKey | None = None) -> list[Delivery]:
-        """Every delivery (of ``key``'s alerts when given), oldest alert first."""
+    def deliveries(
+        self, key: AlertKey | None = None, status: DeliveryStatus | None = None
+    ) -> list[Delivery]:
+        """Every delivery (of ``key``'s alerts, in ``status``, when given), oldest alert first."""
         query = "SELECT d.*, a.payload FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
-        params: tuple = ()
+        where, params = [], []
         if key is not None:
-            query += " WHERE a.asset_key = ? AND a.check_name = ? AND a.partition = ?"
-            params = tuple(key)
+            where.append("a.asset_key = ? AND a.check_name = ? AND a.partition = ?")
+            params += list(key)
+        if status is not None:
+            where.append("d.status = ?")
+            params.append(status.value)
+        if where:
+            query += " WHERE " + " AND ".join(where)
         conn = self._connect()
         try:
             rows = conn.execute(query + " ORDER BY d.alert_id, d.sink", params).fetchall()
@@ -299,7 +306,7 @@ class DeliveryLedger:
         return [_delivery(r) for r in rows]
 
     def pending(self) -> list[Delivery]:
-        return [d for d in self.deliveries() if d.status is DeliveryStatus.PENDING]
+        return self.deliveries(status=DeliveryStatus.PENDING)
 
     def take_unreported_dead(self) -> list[Delivery]:
         """Dead deliveries not yet reported to a person, marked reported as they are taken."""
