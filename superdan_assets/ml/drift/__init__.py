@@ -8,18 +8,23 @@ One module per job:
 * :mod:`.features`: the drift features of a day's rows; :mod:`.distances`: PSI,
   Jensen-Shannon and Wasserstein distances; :mod:`.performance`: realised metrics with
   bootstrap intervals; :mod:`.config`: thresholds and the verdicts.
-* :mod:`.profile`, :class:`ReferenceProfile`: a compact summary of the reference period (the model's held-out
-  evaluation rows are the honest choice), computed once and saved as JSON: per numeric feature
-  its quantile function, PSI bins and scale; per categorical feature its category shares (rare
-  ones pooled); the prediction distribution; the label share; the reference metrics. A day's
-  report never reloads the training set.
-* :mod:`.feature_drift` and :mod:`.report`, :func:`drift_report`: per-feature drift (numeric: Wasserstein distance normalised by the
-  reference's std, and PSI on reference-quantile bins; categorical: Jensen-Shannon distance with
-  unseen categories pooled), the share of drifted features, prediction drift, label-share drift,
-  realised ROC-AUC / PR-AUC / precision / recall at the decision threshold with seeded bootstrap
-  intervals, the same broken down by police district, and a verdict OK / WARN / ALERT with
-  reasons a person can act on. Results are typed (:class:`DriftReport`, :class:`FeatureDrift`,
-  :class:`Performance`, :class:`LabelShareDrift`, :class:`DistrictPerformance`).
+* :mod:`.profile`, :class:`ReferenceProfile`: a compact summary of the reference period (the
+  model's held-out evaluation rows are the honest choice), computed once and saved as JSON:
+  per numeric feature its quantile function, PSI bins and scale; per categorical feature its
+  category shares (rare ones pooled); the prediction distribution; the label share; the
+  reference metrics. A day's report never reloads the training set.
+* :mod:`.feature_drift`: one feature's drift (numeric: Wasserstein distance normalised by the
+  reference's std, and PSI on reference-quantile bins; categorical: Jensen-Shannon distance
+  with unseen categories pooled).
+* :mod:`.report`, :func:`drift_report`: the share of drifted features, prediction drift,
+  label-share drift, realised ROC-AUC / PR-AUC / precision / recall at the decision threshold
+  with seeded bootstrap intervals, the same broken down by police district, and a verdict
+  OK / WARN / ALERT with reasons a person can act on.
+
+Results are typed (:class:`DriftReport`, :class:`FeatureDrift` with :class:`NumericDetails` or
+:class:`CategoricalDetails`, :class:`Performance` of :class:`MetricInterval`,
+:class:`LabelShareDrift`, :class:`DistrictPerformance`); ``DriftReport.to_dict`` is the stored
+JSON form and ``DriftReport.from_dict`` reads it back.
 
 Why a noise floor: Evidently's default threshold (0.1) assumes large samples. A day has ~250
 labelled rows; with 23 districts the Jensen-Shannon distance of a perfectly stable day is
