@@ -11,9 +11,8 @@ import pytest
 from superdan_assets.checks.known_values import load_known_values
 from superdan_assets.ml.labels import build_feature_rows
 from superdan_assets.ml.schema import to_canonical
+from superdan_assets_tests.conftest import SHARED_DATA
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 EXPORT_CACHE = Path("/tmp/superdan-export-cache")
 
 DAY = pd.Timestamp("2018-06-05")
