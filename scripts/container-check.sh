@@ -95,7 +95,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   command -v apt-get >/dev/null || fail "missing ${missing[*]} and no apt-get (Debian expected)"
   # Only refresh the package lists when apt does not know a package (a fresh image has none).
   for tool in "${missing[@]}"; do
-    if ! apt-cache policy "$tool" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    policy="$(apt-cache policy "$tool" 2>/dev/null || true)"
+    if ! grep -q 'Candidate: [0-9]' <<<"$policy"; then
       say "apt-get update (apt does not know $tool yet)"
       apt-get update -qq
       break
@@ -223,7 +224,7 @@ $(tail -15 "$TMP/train.log")"
 fi
 [ -f "$TMP/ml/model/model.json" ] || fail "train exited 0 but wrote no /opt/ml/model/model.json"
 TIMES[train_seconds]=$(since "$t0")
-grep -E '^(metrics:|model )' "$TMP/train.log" | cut -c1-400 | sed 's/^/  train: /' || true
+grep -E '^(test PR-AUC|model .* written)' "$TMP/train.log" | sed 's/^/  train: /' || true
 passed train "${TIMES[train_seconds]} s"
 
 # ---- 5. serve -----------------------------------------------------------------------------
@@ -335,7 +336,9 @@ code=$(timeout "$DRAIN_TIMEOUT" "${PODMAN[@]}" wait "$SERVING" 2>/dev/null) \
   || fail "the container did not exit within ${DRAIN_TIMEOUT} s of SIGTERM"
 TIMES[drain_seconds]=$(since "$t0")
 [ "$code" = 0 ] || fail "the container exited $code after SIGTERM, expected 0"
-"${PODMAN[@]}" logs "$SERVING" 2>&1 | grep -q 'received SIGTERM' \
+# (To a file first: `podman logs | grep -q` fails under pipefail when grep exits early.)
+"${PODMAN[@]}" logs "$SERVING" >"$TMP/serve.log" 2>&1
+grep -q 'received SIGTERM' "$TMP/serve.log" \
   || fail "the serving log does not say it received SIGTERM"
 passed sigterm_drain "in-flight request 200, exit 0 ${TIMES[drain_seconds]} s after SIGTERM"
 # (podman also tries to remove a systemd healthcheck timer, and says so on stderr when there is
