@@ -172,7 +172,8 @@ IMAGE_MB=$("${PODMAN[@]}" image inspect --format '{{.Size}}' "$IMAGE" \
 say "image size: $IMAGE_MB MB ($BASE_MB MB of it the base $BASE_IMAGE)"
 awk -v s="$IMAGE_MB" -v m="$MAX_MB" 'BEGIN { exit !(s <= m) }' \
   || fail "image is $IMAGE_MB MB, above the $MAX_MB MB limit (SUPERDAN_IMAGE_MAX_MB); see where \
-it goes with: podman run --rm --entrypoint du $IMAGE -sm /opt/venv/lib/python3.11/site-packages/*"
+it goes with: ${PODMAN[*]} run --rm ${LIMITS[*]} --entrypoint sh $IMAGE -c \
+'du -sm /opt/venv/lib/python3.11/site-packages/* | sort -n'"
 passed image_size "$IMAGE_MB MB <= $MAX_MB MB"
 
 # ---- 4. train -----------------------------------------------------------------------------
