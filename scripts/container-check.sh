@@ -49,13 +49,15 @@ passed() { CHECKS+=("$1"); say "ok: $1${2:+ ($2)}"; }
 result_json() {  # ok [error]
   local checks="" name key times=""
   for name in "${CHECKS[@]}"; do checks+="${checks:+, }\"$name\""; done
-  for key in "${!TIMES[@]}"; do times+=", \"${key}\": ${TIMES[$key]}"; done
+  for key in tools base build data train serve_ready drain; do
+    [ -z "${TIMES[${key}_seconds]:-}" ] || times+=", \"${key}_seconds\": ${TIMES[${key}_seconds]}"
+  done
   printf '{"ok": %s, "image": "%s", "image_mb": %s, "image_max_mb": %s, "base_mb": %s, ' \
     "$1" "$IMAGE" "${IMAGE_MB:-null}" "$MAX_MB" "${BASE_MB:-null}"
   printf '"base": "%s", "data": "%s", "checks_passed": %d, "checks": [%s]%s, ' \
     "${BASE_KIND:-unknown}" "${DATA_KIND:-none}" "${#CHECKS[@]}" "$checks" "$times"
   if [ -n "${2:-}" ]; then
-    printf '"failed_step": "%s", "error": "%s", ' "$STEP" "$(printf '%s' "$2" | tr '"\\\n' "'/ ")"
+    printf '"failed_step": "%s", "error": "%s", ' "$STEP" "$(printf '%s' "$2" | tr '"\\\n\t' "'/  " | tr -d '\000-\037')"
   fi
   printf '"total_seconds": %s}\n' "$(since "$START")"
 }
@@ -190,9 +192,10 @@ if [ -f "$export_2018" ]; then
   zcat "$export_2018" | {
     IFS= read -r header
     printf '%s\n' "$header"
-    grep -E '^[0-9]+,[^,]*,0[12]/[0-9]{2}/2018 '
+    grep -E '^[0-9]+,[^,]*,0[12]/[0-9]{2}/2018 ' || true
   } | gzip -c >"$channel/crimes_2018_jan_feb.csv.gz"
   rows=$(zcat "$channel/crimes_2018_jan_feb.csv.gz" | tail -n +2 | wc -l)
+  [ "$rows" -gt 0 ] || fail "no January-February 2018 rows in $export_2018 (is it the export format?)"
   DATA_KIND="real: $export_2018, 2018-01-01..2018-02-28, $rows rows"
 else
   say "no $export_2018: generating the export with superdan_assets_tests/datagen.py"
