@@ -68,3 +68,21 @@ def test_an_ordinary_directory_is_still_swapped_whole(tmp_path):
     assert target.stat().st_ino != first  # a new directory renamed into place
     assert load_model(target).version == "v2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_model_dir_whose_parent_is_read_only_is_written_in_place(tmp_path, monkeypatch):
+    # SageMaker may mount /opt/ml as root while the image runs as its own user: the model
+    # directory is writable, its parent is not (the tests run as root, so say so through access).
+    target = tmp_path / "ml" / "model"
+    target.mkdir(parents=True)
+    real_access = os.access
+    monkeypatch.setattr(
+        artifact.os,
+        "access",
+        lambda p, mode: False if os.fspath(p) == os.fspath(target.parent) else real_access(p, mode),
+    )
+    inode = target.stat().st_ino
+    save_model(_fitted(0.3), {"version": "v1", "threshold": 0.5}, target)
+    assert target.stat().st_ino == inode
+    assert sorted(p.name for p in target.parent.iterdir()) == ["model"]
+    assert load_model(target).version == "v1"
