@@ -6,10 +6,10 @@ Usage: python benchmarks/load.py [--duration 60] [--rate 50] [--batch-share 0.2]
 
 What it does:
 
-1. Trains two models through the project's ML code on the real Chicago export: v1 on
-   Jan-Feb 2018, v2 on Jan-Mar 2018 (``ml.training.train_and_evaluate`` when it exists, else
-   the project's ``IncidentFeatures`` with LightGBM; generated incidents when the export is
-   absent). The requests are April 2018 incidents, which neither model saw.
+1. Trains two models with ``ml.training.train_and_evaluate`` on the real Chicago export: v1 on
+   Jan-Feb 2018, v2 on Jan-Mar 2018. The requests are April 2018 incidents, which neither model
+   saw. Without the export it stops with an error naming the missing file (no generated data:
+   figures from a stand-in would not be comparable).
 2. Deploys v1 with ``LocalEndpoint`` (proxy + ``superdan serve``) on 127.0.0.1.
 3. Separate load processes send an open-loop schedule at ``--rate`` requests/s in total:
    ``1 - batch_share`` of them one incident, the rest ``--batch-size`` incidents, over
@@ -44,77 +44,35 @@ HTTP_TIMEOUT_S = 30.0
 
 # -- models and request bodies ---------------------------------------------------------------
 def load_incidents(export_path: Path):
-    """Canonical incidents Jan-Apr 2018 from the export, or generated ones; and a description."""
+    """Canonical incidents Jan-Apr 2018 from the real export, and a description."""
     import pandas as pd
 
-    if (export_path / "crimes_2018.csv.gz").exists():
-        from superdan_assets.sources.export import ExportSource
+    from superdan_assets.sources.export import ExportSource
 
-        frame = ExportSource(export_path).fetch(
-            pd.Timestamp("2018-01-01"), pd.Timestamp("2018-05-01")
+    require_export(export_path)
+    frame = ExportSource(export_path).fetch(pd.Timestamp("2018-01-01"), pd.Timestamp("2018-05-01"))
+    return frame, "chicago export 2018-01..04"
+
+
+def require_export(export_path: Path) -> None:
+    """Stop with a message naming the missing file: the figures are only valid on real data."""
+    needed = export_path / "crimes_2018.csv.gz"
+    if not needed.is_file():
+        sys.exit(
+            f"load.py needs the real Chicago export: {needed} not found; "
+            "pass --export-path FOLDER (the folder holding crimes_2018.csv.gz)"
         )
-        return frame, "chicago export 2018-01..04"
-    return generated_incidents(40_000), "generated"
-
-
-def generated_incidents(n: int, seed: int = 0):
-    """Synthetic canonical incidents in which the location type carries the burglary signal."""
-    import numpy as np
-    import pandas as pd
-
-    from superdan_assets.ml.schema import to_canonical
-
-    rng = np.random.default_rng(seed)
-    places = np.array(["RESIDENCE", "APARTMENT", "STREET", "SMALL RETAIL STORE", "SIDEWALK"])
-    place = rng.integers(0, len(places), n)
-    burglary = rng.random(n) < np.array([0.5, 0.45, 0.05, 0.15, 0.03])[place]
-    start = pd.Timestamp("2018-01-01").value
-    frame = pd.DataFrame(
-        {
-            "id": [str(i) for i in range(n)],
-            "date": pd.to_datetime(np.sort(rng.integers(start, start + 120 * 86_400 * 10**9, n))),
-            "primary_type": np.where(burglary, "BURGLARY", "THEFT"),
-            "location_description": places[place],
-            "beat": rng.integers(111, 2535, n).astype(str),
-            "latitude": 41.7 + rng.random(n) * 0.3,
-            "longitude": -87.8 + rng.random(n) * 0.3,
-        }
-    )
-    return to_canonical(frame, "chicago")
 
 
 def train_model(incidents, model_dir: Path, label: str) -> str:
     """Train on ``incidents`` through the project's ML code, save as version ``label``."""
     from superdan_assets.ml.artifact import save_model
+    from superdan_assets.ml.training import split_holdout, train_and_evaluate
 
-    try:
-        from superdan_assets.ml.training import split_holdout, train_and_evaluate
-    except ImportError:
-        pipeline = _features_and_lightgbm(incidents)
-        save_model(pipeline, {"version": label, "threshold": 0.3}, model_dir)
-        return "ml.features.IncidentFeatures + LightGBM"
     train_raw, test_raw = split_holdout(incidents, 14)
     result = train_and_evaluate(train_raw, test_raw)
     save_model(result.pipeline, {**result.manifest, "version": label}, model_dir)
     return "ml.training.train_and_evaluate"
-
-
-def _features_and_lightgbm(incidents):
-    """Before ``ml.training`` exists: the project's feature transformer + LightGBM."""
-    from lightgbm import LGBMClassifier
-    from sklearn.pipeline import Pipeline
-
-    from superdan_assets.ml.features import IncidentFeatures
-    from superdan_assets.ml.labels import LABEL_COLUMN, build_feature_rows
-
-    rows = build_feature_rows(incidents)
-    pipeline = Pipeline(
-        [
-            ("features", IncidentFeatures()),
-            ("model", LGBMClassifier(n_estimators=150, learning_rate=0.05, verbose=-1, n_jobs=1)),
-        ]
-    )
-    return pipeline.fit(rows.drop(columns=[LABEL_COLUMN]), rows[LABEL_COLUMN].to_numpy())
 
 
 def request_bodies(incidents, batch_size: int) -> tuple[list[bytes], list[tuple[bytes, int]]]:

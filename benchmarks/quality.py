@@ -10,8 +10,10 @@ What it measures, in one process (as a backfill or a daily run would):
   Docs written to a temporary folder unless ``--no-docs``); how many clean real days fail an
   ERROR or a WARN expectation.
 * Drift: building the 2017 reference profile (~77k THEFT/BURGLARY rows), and one report per day
-  of ``[start, end)``; the verdicts. A location x estimated-time burglary-rate table learnt on
-  2016 stands in for the model, so the benchmark needs no trained model.
+  of ``[start, end)``; the verdicts. The scores are a real model's: ``train_and_evaluate`` on
+  2016, with 2017 (its held-out period) as the reference, as the training asset does.
+
+Without the real export it stops with an error naming the missing file.
 
 Prints one JSON object as its last line.
 """
@@ -35,24 +37,6 @@ sys.path.insert(0, str(REPO))
 DEFAULT_EXPORT = REPO.parent / "shared" / "data" / "chicago"
 
 
-def stand_in_scorer(fit: pd.DataFrame):
-    """Smoothed burglary rate per (location type, time on the hour), learnt on ``fit``."""
-    from superdan_assets.ml.drift import drift_features
-
-    keys = drift_features(fit)[["location_description", "time_on_the_hour"]]
-    prior = fit["label"].mean()
-    grouped = fit["label"].groupby([keys["location_description"], keys["time_on_the_hour"]])
-    stats = grouped.agg(["sum", "count"])
-    rates = (stats["sum"] + 20 * prior) / (stats["count"] + 20)
-
-    def predict(frame: pd.DataFrame) -> np.ndarray:
-        x = drift_features(frame)
-        index = pd.MultiIndex.from_arrays([x["location_description"], x["time_on_the_hour"]])
-        return rates.reindex(index).fillna(prior).to_numpy()
-
-    return predict
-
-
 def summary(seconds: list[float]) -> dict[str, float]:
     return {
         "median": round(statistics.median(seconds), 4),
@@ -69,11 +53,18 @@ def main() -> None:
     parser.add_argument("--end", default="2018-07-01")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
+    needed = args.export_path / "crimes_2018.csv.gz"
+    if not needed.is_file():
+        sys.exit(
+            f"quality.py needs the real Chicago export: {needed} not found; "
+            "pass --export-path FOLDER (the folder holding crimes_2018.csv.gz)"
+        )
 
     from superdan_assets.checks.history import PartitionStats
     from superdan_assets.checks.validate import validate_crime_features, validate_raw_crimes
     from superdan_assets.ml import drift
     from superdan_assets.ml.labels import build_feature_rows
+    from superdan_assets.ml.training import train_and_evaluate
     from superdan_assets.sources.export import ExportSource
 
     start, end = pd.Timestamp(args.start), pd.Timestamp(args.end)
@@ -111,10 +102,14 @@ def main() -> None:
     reference_rows = build_feature_rows(
         source.fetch(pd.Timestamp("2017-01-01"), pd.Timestamp("2018-01-01"))
     )
-    predict = stand_in_scorer(fit)
+    trained = train_and_evaluate(fit, reference_rows, include_seed_protocol=False)
+
+    def predict(frame: pd.DataFrame) -> np.ndarray:
+        return trained.pipeline.predict_proba(frame)[:, 1]
+
     profile_started = time.perf_counter()
     profile = drift.build_reference_profile(
-        reference_rows, predict(reference_rows), threshold=0.2, metadata={"period": "2017"}
+        reference_rows, predict(reference_rows), threshold=trained.threshold, metadata={"period": "2017"}
     )
     profile_seconds = time.perf_counter() - profile_started
     profile_path = Path(tempfile.mkdtemp(prefix="superdan-profile-")) / "reference.json"
@@ -140,6 +135,7 @@ def main() -> None:
         "crime_features_validation_seconds": summary(feature_seconds),
         "data_docs": docs is not None,
         "expectation_failures_on_real_days": dict(failures),
+        "model_version": trained.version,
         "reference_rows": len(reference_rows),
         "reference_profile_seconds": round(profile_seconds, 3),
         "reference_profile_bytes": profile_path.stat().st_size,

@@ -6,7 +6,8 @@ Usage: python benchmarks/serving.py [--duration 10] [--workers 2] [--export-path
 What it measures, in one run and on one machine:
 
 1. A model is trained through the project's ML code on a slice of the real Chicago export
-   (Jan-Apr 2018, last 28 days held out), or on generated incidents when the export is absent.
+   (Jan-Apr 2018, last 28 days held out). Without the export it stops with an error naming
+   the missing file (no generated data: figures from a stand-in would not be comparable).
 2. The project's server (``superdan serve``) and a reference server built like SageMaker's
    scikit-learn bring-your-own-container example (a Flask app on sync gunicorn workers that
    runs ``pandas.read_csv`` on every request; nginx omitted) serve that same artifact with the
@@ -52,82 +53,32 @@ SINGLE_THREAD_ENV = {
 
 # -- the model ------------------------------------------------------------------------------
 def load_incidents(export_path: Path):
-    """Canonical incidents: a real slice of the export, or generated ones when it is absent."""
+    """Canonical incidents: a real slice of the export (Jan-Apr 2018), and a description."""
     import pandas as pd
 
-    if (export_path / "crimes_2018.csv.gz").exists():
-        from superdan_assets.sources.export import ExportSource
+    from superdan_assets.sources.export import ExportSource
 
-        source = ExportSource(export_path)
-        return source.fetch(
-            pd.Timestamp("2018-01-01"), pd.Timestamp("2018-05-01")
-        ), "chicago 2018-01..04"
-    return generated_incidents(20_000), "generated"
-
-
-def generated_incidents(n: int, seed: int = 0):
-    """Synthetic canonical incidents in which the location type carries the burglary signal."""
-    import numpy as np
-    import pandas as pd
-
-    from superdan_assets.ml.schema import to_canonical
-
-    rng = np.random.default_rng(seed)
-    places = np.array(["RESIDENCE", "APARTMENT", "STREET", "SMALL RETAIL STORE", "SIDEWALK"])
-    burglary_share = np.array([0.5, 0.45, 0.05, 0.15, 0.03])
-    place = rng.integers(0, len(places), n)
-    burglary = rng.random(n) < burglary_share[place]
-    start = pd.Timestamp("2018-01-01").value
-    dates = pd.to_datetime(rng.integers(start, start + 120 * 86_400 * 10**9, n))
-    frame = pd.DataFrame(
-        {
-            "id": [str(i) for i in range(n)],
-            "date": dates,
-            "block": [f"0{rng.integers(10, 99)}XX S STATE ST" for _ in range(n)],
-            "primary_type": np.where(burglary, "BURGLARY", "THEFT"),
-            "location_description": places[place],
-            "beat": rng.integers(111, 2535, n).astype(str),
-            "district": rng.integers(1, 25, n).astype(str),
-            "latitude": 41.7 + rng.random(n) * 0.3,
-            "longitude": -87.8 + rng.random(n) * 0.3,
-        }
-    )
-    return to_canonical(frame, "chicago")
+    needed = export_path / "crimes_2018.csv.gz"
+    if not needed.is_file():
+        sys.exit(
+            f"serving.py needs the real Chicago export: {needed} not found; "
+            "pass --export-path FOLDER (the folder holding crimes_2018.csv.gz)"
+        )
+    source = ExportSource(export_path)
+    return source.fetch(
+        pd.Timestamp("2018-01-01"), pd.Timestamp("2018-05-01")
+    ), "chicago 2018-01..04"
 
 
 def train_model(model_dir: Path, incidents) -> str:
     """Train through the project's ML code and save the artifact; returns how it was trained."""
     from superdan_assets.ml.artifact import save_model
+    from superdan_assets.ml.training import split_holdout, train_and_evaluate
 
-    try:
-        from superdan_assets.ml.training import split_holdout, train_and_evaluate
-    except ImportError:
-        return _train_with_features_only(model_dir, incidents)
     train_raw, test_raw = split_holdout(incidents, 28)
     result = train_and_evaluate(train_raw, test_raw, include_seed_protocol=False)
     save_model(result.pipeline, result.manifest, model_dir)
     return "ml.training.train_and_evaluate"
-
-
-def _train_with_features_only(model_dir: Path, incidents) -> str:
-    """Before ``ml.training`` exists: the project's feature transformer + LightGBM."""
-    from lightgbm import LGBMClassifier
-    from sklearn.pipeline import Pipeline
-
-    from superdan_assets.ml.artifact import save_model
-    from superdan_assets.ml.features import IncidentFeatures
-    from superdan_assets.ml.labels import LABEL_COLUMN, build_feature_rows
-
-    rows = build_feature_rows(incidents)
-    pipeline = Pipeline(
-        [
-            ("features", IncidentFeatures()),
-            ("model", LGBMClassifier(n_estimators=200, learning_rate=0.05, verbose=-1, n_jobs=1)),
-        ]
-    )
-    pipeline.fit(rows.drop(columns=[LABEL_COLUMN]), rows[LABEL_COLUMN].to_numpy())
-    save_model(pipeline, {"version": "benchmark-features-lgbm", "threshold": 0.3}, model_dir)
-    return "ml.features.IncidentFeatures + LightGBM"
 
 
 def request_bodies(incidents, count: int = 256) -> list[bytes]:
@@ -263,12 +214,9 @@ async def _drive(host, port, bodies, concurrency, duration):
 def load_main(argv: list[str]) -> None:
     """``serving.py _load HOST PORT CONCURRENCY DURATION BODIES_JSON``: print one summary."""
     host, port, concurrency, duration, bodies_file = argv
-    try:
-        import uvloop
+    import uvloop  # a base dependency: without it the client, not the server, is measured
 
-        uvloop.install()
-    except ImportError:
-        pass
+    uvloop.install()
     bodies = [b.encode() for b in json.loads(Path(bodies_file).read_text())]
     latencies, errors, elapsed = asyncio.run(
         _drive(host, int(port), bodies, int(concurrency), float(duration))

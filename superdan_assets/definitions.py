@@ -26,6 +26,6 @@ defs = Definitions(
     assets=[asset for city in _cities for asset in build_city_assets(city)],
     jobs=[job for auto in _automation for job in auto.jobs],
     schedules=[auto.schedule for auto in _automation],
-    sensors=build_check_alert_sensors(state_dir=_settings.home / "alerts"),
+    sensors=build_check_alert_sensors(),
     resources=build_resources(_settings, default_city=_cities[0].name),
 )

@@ -23,7 +23,9 @@ for _name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+#: The real data: ``../shared/data`` beside the checkout, or ``SUPERDAN_SHARED_DATA`` (a git
+#: worktree elsewhere has no ``../shared`` beside it; without this its real-data tests skip).
+SHARED_DATA = Path(os.environ.get("SUPERDAN_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data")
 CHICAGO_EXPORT = SHARED_DATA / "chicago"
 
 

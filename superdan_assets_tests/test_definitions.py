@@ -83,11 +83,33 @@ def test_superdan_city_makes_another_city_the_default(monkeypatch):
     assert [s.name for s in repo.schedule_defs] == ["rochester__daily_schedule"]
 
 
-def test_project_applies_openmp_and_telemetry_defaults():
-    import superdan_assets.definitions  # noqa: F401
+def test_project_applies_openmp_and_telemetry_defaults(tmp_path):
+    """In a fresh interpreter whose environment has neither variable (this suite's conftest
+    sets both, so checking ``os.environ`` here could not fail), loading the code location sets
+    them before numpy/lightgbm/dagster read them, and a user's explicit value is kept."""
+    probe = (
+        "import os, sys\n"
+        "assert 'numpy' not in sys.modules and 'dagster' not in sys.modules\n"
+        "import superdan_assets.definitions\n"
+        "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('DAGSTER_DISABLE_TELEMETRY'))\n"
+    )
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OMP_WAIT_POLICY", "DAGSTER_DISABLE_TELEMETRY")
+    }
+    clean.update(PYTHONPATH=str(REPO_ROOT), DAGSTER_HOME=str(tmp_path))
 
-    assert os.environ["OMP_WAIT_POLICY"] == "passive"
-    assert os.environ["DAGSTER_DISABLE_TELEMETRY"] == "1"
+    def run(**extra: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", probe], env={**clean, **extra}, cwd=tmp_path,
+            capture_output=True, text=True, timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout.split()[-2:]
+
+    assert run() == ["passive", "1"]
+    assert run(OMP_WAIT_POLICY="active", DAGSTER_DISABLE_TELEMETRY="0") == ["active", "0"]
 
 
 def test_dagster_cli_validates_the_workspace():

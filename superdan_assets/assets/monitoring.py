@@ -209,21 +209,10 @@ def build_drift_report(city: City):
 
 
 def _as_report(report: dict):
-    """A lightweight object with what ``plot_top_drifted_features`` reads from a report dict."""
+    """The typed report back from its stored dict (what ``plot_top_drifted_features`` reads)."""
     from superdan_assets.ml import drift
 
-    def feature(d):
-        return drift.FeatureDrift(**d) if d else None
-
-    return drift.DriftReport(
-        day=report["day"], rows=report["rows"], verdict=report["verdict"],
-        reasons=report["reasons"], notes=report["notes"],
-        features=[feature(f) for f in report["features"]],
-        drift_share=report["drift_share"], prediction=feature(report.get("prediction")),
-        label_share=report.get("label_share"), performance=report.get("performance"),
-        reference_metrics=report.get("reference_metrics"),
-        by_district=report.get("by_district") or [], seconds=report.get("seconds", 0.0),
-    )
+    return drift.DriftReport.from_dict(report)
 
 
 def _stored_reports(blobs, last_key: str, history_days: int) -> list[dict]:

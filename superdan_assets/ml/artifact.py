@@ -9,7 +9,9 @@ Layout of an artifact directory (what SageMaker calls ``/opt/ml/model``)::
 Why the hash: unpickling executes code. The manifest's sha256 is checked before a single byte
 of ``model.joblib`` is unpickled, and a mismatch is refused, so a tampered or half-copied file
 can never run. The directory is written to a temporary sibling and renamed into place, so a
-crash never leaves a directory that looks complete but is not.
+crash never leaves a directory that looks complete but is not. A directory that cannot be
+renamed (a mount point, as ``/opt/ml/model`` is in a container) is staged inside itself and
+its two files are renamed into place, the manifest last.
 """
 
 from __future__ import annotations
@@ -100,7 +102,10 @@ def save_model(pipeline: Any, manifest: dict[str, Any], directory: str | os.Path
             raise ValueError(f"manifest lacks required key {key!r}")
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    in_place = _replace_files_in_place(target)
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{target.name}.", dir=target if in_place else target.parent)
+    )
     try:
         model_path = staging / MODEL_FILE
         joblib.dump(pipeline, model_path, compress=3)
@@ -113,7 +118,13 @@ def save_model(pipeline: Any, manifest: dict[str, Any], directory: str | os.Path
         )
         full.setdefault("library_versions", library_versions())
         (staging / MANIFEST_FILE).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
-        if target.exists():
+        if in_place:
+            # The manifest last: until it is replaced, the old manifest's sha256 no longer
+            # matches the new model file, so a reader in between is refused, never misled.
+            os.replace(model_path, target / MODEL_FILE)
+            os.replace(staging / MANIFEST_FILE, target / MANIFEST_FILE)
+            staging.rmdir()
+        elif target.exists():
             backup = target.with_name(f".{target.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
             os.replace(target, backup)
@@ -125,6 +136,17 @@ def save_model(pipeline: Any, manifest: dict[str, Any], directory: str | os.Path
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _replace_files_in_place(target: Path) -> bool:
+    """Whether ``target`` must keep its identity: write its files, do not swap the directory.
+
+    A mount point cannot be renamed (EBUSY): SageMaker and ``docker run -v HOST:/opt/ml/model``
+    mount the model directory, and ``/opt/ml`` itself may not be writable by the image's user.
+    """
+    if not target.is_dir():
+        return False
+    return os.path.ismount(target) or not os.access(target.parent, os.W_OK | os.X_OK)
 
 
 def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:

@@ -51,22 +51,21 @@ def plot_performance_over_time(
 ) -> bytes:
     """``metric`` per day with its bootstrap interval, and the reference as a line.
 
-    Accepts reports or their ``to_dict()`` forms (as stored in earlier materializations);
-    days without an evaluated performance are skipped.
+    Accepts reports or their ``to_dict()`` forms (as stored by earlier materializations, read
+    back with ``DriftReport.from_dict``); days without an evaluated performance are skipped.
     """
     plt = _pyplot()
-    rows = [r.to_dict() if isinstance(r, DriftReport) else dict(r) for r in reports]
+    typed = [r if isinstance(r, DriftReport) else DriftReport.from_dict(r) for r in reports]
     days, values, lows, highs = [], [], [], []
     reference = None
-    for r in rows:
-        perf = r.get("performance") or {}
-        m = (perf.get("metrics") or {}).get(metric) if perf.get("evaluated") else None
-        reference = (r.get("reference_metrics") or {}).get(metric, reference)
-        if m and m.get("value") is not None:
-            days.append(str(r.get("day")))
-            values.append(m["value"])
-            lows.append(m["low"] if m.get("low") is not None else m["value"])
-            highs.append(m["high"] if m.get("high") is not None else m["value"])
+    for r in typed:
+        m = r.performance.metrics.get(metric) if r.performance and r.performance.evaluated else None
+        reference = (r.reference_metrics or {}).get(metric, reference)
+        if m and m.value is not None:
+            days.append(str(r.day))
+            values.append(m.value)
+            lows.append(m.low if m.low is not None else m.value)
+            highs.append(m.high if m.high is not None else m.value)
     fig, ax = plt.subplots(figsize=(8, 3.5))
     if days:
         x = range(len(days))

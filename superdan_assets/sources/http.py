@@ -6,6 +6,16 @@ fail loudly, so every request is retried with exponential backoff plus jitter (s
 partitions of a backfill do not retry in lock-step), honouring the server's ``Retry-After``
 up to a cap, and a body that is not valid JSON counts as a failed attempt rather than as data.
 
+Why not urllib3's ``Retry`` (mounted on the session) or tenacity: ``Retry`` works at the
+transport level, so it retries a 429/5xx or a stall before the headers, but not a body cut
+off mid-transfer (``ChunkedEncodingError`` is raised by requests after urllib3 returned) nor a
+complete body that is not valid JSON, nor an HTTP-200 error payload (ArcGIS): probed against
+this project's fake server (urllib3 2.8, ``Retry(total=3, status_forcelist=(429, 5xx))``),
+``truncate`` and ``invalid_json`` reached the server once and failed. It would need this loop
+around it anyway, with attempts multiplying across the two layers. tenacity could run this
+loop, but the Retry-After-or-jittered-backoff wait, the logging and the final message would
+still be written here: no shorter, and one more dependency.
+
 Secrets: request headers such as ``X-App-Token`` are sent but never logged, and their values
 are scrubbed from every message; query parameters whose names look secret and any user
 info in the URL are redacted too.

@@ -14,9 +14,8 @@ from superdan_assets.checks.profile import CityProfile
 from superdan_assets.cities import resolve_spec
 from superdan_assets.ml.labels import build_feature_rows
 from superdan_assets.ml.schema import to_canonical
+from superdan_assets_tests.conftest import SHARED_DATA
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 EXPORT_CACHE = Path("/tmp/superdan-export-cache")
 
 DAY = pd.Timestamp("2018-06-05")

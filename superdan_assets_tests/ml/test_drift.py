@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,9 +17,8 @@ from superdan_assets.ml.drift_plots import (
     plot_top_drifted_features,
     png_markdown,
 )
+from superdan_assets_tests.conftest import SHARED_DATA
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 LOCATIONS = ["STREET", "RESIDENCE", "APARTMENT", "SIDEWALK", "SMALL RETAIL STORE", "ALLEY"]
@@ -74,9 +72,9 @@ def test_a_day_from_the_reference_distribution_is_ok(reference):
     day, probability = synthetic_days("2018-06-05", 1, 250, seed=7)
     report = drift.drift_report(day, reference, probability, day="2018-06-05")
     assert report.verdict == drift.OK, report.reasons
-    assert report.performance["evaluated"] and report.performance["metrics"]["roc_auc"]["low"] > 0.6
-    assert report.label_share is not None and not report.label_share["drifted"]
-    assert {d["district"] for d in report.by_district} == set(day["district"])
+    assert report.performance.evaluated and report.performance.metrics["roc_auc"].low > 0.6
+    assert report.label_share is not None and not report.label_share.drifted
+    assert {d.district for d in report.by_district} == set(day["district"])
     json.dumps(report.to_dict())
 
 
@@ -113,14 +111,14 @@ def test_label_share_drift_warns(reference):
         label=np.where(np.arange(len(day)) % 2 == 0, 1, day["label"]).astype("int8")
     )
     report = drift.drift_report(flipped, reference, probability)
-    assert report.label_share["drifted"]
+    assert report.label_share.drifted
     assert any("burglary share" in r for r in report.reasons)
 
 
 def test_small_or_one_class_days_skip_performance_with_a_reason(reference):
     day, probability = synthetic_days("2018-06-05", 1, 20, seed=7)
     report = drift.drift_report(day, reference, probability)
-    assert not report.performance["evaluated"] and "need >=" in report.performance["reason"]
+    assert not report.performance.evaluated and "need >=" in report.performance.reason
     empty = drift.drift_report(day.iloc[:0], reference, np.array([]))
     assert empty.verdict == drift.WARN and empty.rows == 0
 
@@ -146,10 +144,10 @@ def test_statistics_agree_with_scipy_and_scikit_learn():
     assert drift.jensen_shannon_distance(p, q) == pytest.approx(jensenshannon(p, q))
 
     ref_values, day_values = rng.normal(0, 2, 20_000), rng.normal(0.5, 2, 300)
-    profile = drift._numeric_profile(ref_values, drift.DriftConfig())
+    profile = drift.numeric_profile(ref_values, drift.DriftConfig())
     result = drift.numeric_drift("x", day_values, profile, drift.DriftConfig(), rng)
     expected = wasserstein_distance(ref_values, day_values) / ref_values.std()
-    assert result.details["wasserstein_std"] == pytest.approx(expected, abs=0.03)
+    assert result.details.wasserstein_std == pytest.approx(expected, abs=0.03)
 
 
 def test_plots_are_png_bytes(reference):
@@ -161,6 +159,71 @@ def test_plots_are_png_bytes(reference):
     over_time = plot_performance_over_time([reports[0], reports[1].to_dict(), reports[2]])
     assert top.startswith(PNG_MAGIC) and over_time.startswith(PNG_MAGIC)
     assert png_markdown(top).startswith("![plot](data:image/png;base64,")
+
+
+# -- typed results ----------------------------------------------------------------------------
+
+
+def test_a_report_is_typed_all_the_way_down(reference):
+    day, probability = synthetic_days("2018-06-05", 1, 250, seed=11)
+    report = drift.drift_report(day, reference, probability, day="2018-06-05")
+    assert all(isinstance(f, drift.FeatureDrift) for f in report.features)
+    numeric = {f.feature: f for f in report.features if f.kind == "numeric"}
+    categorical = {f.feature: f for f in report.features if f.kind == "categorical"}
+    assert set(numeric) == set(drift.NUMERIC_FEATURES)
+    assert all(isinstance(f.details, drift.NumericDetails) for f in numeric.values())
+    assert all(isinstance(f.details, drift.CategoricalDetails) for f in categorical.values())
+    assert isinstance(report.label_share, drift.LabelShareDrift)
+    assert isinstance(report.performance, drift.Performance) and report.performance.evaluated
+    assert set(report.performance.metrics) == set(drift.METRICS)
+    auc = report.performance.metrics["roc_auc"]
+    assert isinstance(auc, drift.MetricInterval) and auc.low <= auc.value <= auc.high
+    assert all(isinstance(d, drift.DistrictPerformance) for d in report.by_district)
+    assert sum(d.rows for d in report.by_district) == len(day)
+    assert report.prediction.kind == "prediction" and report.prediction.details.mean > 0
+
+
+def test_a_stored_report_reads_back_as_the_same_typed_report(reference):
+    day, probability = synthetic_days("2018-06-05", 1, 250, seed=12)
+    report = drift.drift_report(day, reference, probability, day="2018-06-05")
+    stored = json.loads(json.dumps(report.to_dict()))  # as the asset writes it
+    loaded = drift.DriftReport.from_dict(stored | {"model_version": "v1"})
+    assert loaded.to_dict() == report.to_dict()
+    assert loaded.performance.metrics["pr_auc"] == report.performance.metrics["pr_auc"]
+    assert loaded.features == report.features
+
+
+def test_a_feature_without_values_survives_storage_and_plots(reference):
+    """Its thresholds are infinite, stored as null: reading them back must not break ratio
+    (the asset's plot of a stored report raised a TypeError on them before)."""
+    day, probability = synthetic_days("2018-06-05", 1, 250, seed=13)
+    day = day.assign(latitude=np.nan)
+    report = drift.drift_report(day, reference, probability, day="2018-06-05")
+    latitude = next(f for f in report.features if f.feature == "latitude")
+    assert latitude.note == "no values" and latitude.details is None and not latitude.drifted
+    stored = json.loads(json.dumps(report.to_dict()))
+    assert next(f for f in stored["features"] if f["feature"] == "latitude")["effective_threshold"] is None
+    loaded = drift.DriftReport.from_dict(stored)
+    assert next(f for f in loaded.features if f.feature == "latitude").ratio == 0.0
+    assert plot_top_drifted_features(loaded).startswith(PNG_MAGIC)
+
+
+def test_reports_stored_before_the_typed_results_still_load(reference):
+    """The earlier dict form: ``details`` held a ``note``, unevaluated performance had no
+    ``metrics`` and districts no ``metrics`` key."""
+    day, probability = synthetic_days("2018-06-05", 1, 250, seed=14)
+    doc = json.loads(json.dumps(drift.drift_report(day, reference, probability).to_dict()))
+    doc["features"][0] = doc["features"][0] | {"details": {"note": "no values"}}
+    doc["features"][0].pop("note")
+    for district in doc["by_district"]:
+        if not district["evaluated"]:
+            district.pop("metrics")
+    doc["performance"] = {"rows": 30, "positives": 2, "threshold": 0.2, "evaluated": False,
+                          "reason": "30 rows with 2 burglaries; need >= 50 rows"}
+    loaded = drift.DriftReport.from_dict(doc)
+    assert loaded.features[0].note == "no values" and loaded.features[0].details is None
+    assert not loaded.performance.evaluated and loaded.performance.metrics == {}
+    assert plot_performance_over_time([doc]).startswith(PNG_MAGIC)
 
 
 # -- real data ---------------------------------------------------------------------------------
@@ -206,7 +269,7 @@ def test_a_normal_2018_day_is_ok_against_2017_and_a_shifted_one_is_not(real_refe
     report = drift.drift_report(day, profile, predict(day), day="2018-06-05")
     assert time.perf_counter() - started < 2.0
     assert report.verdict == drift.OK, report.reasons
-    assert report.performance["evaluated"]
+    assert report.performance.evaluated
 
     shifted = day.assign(
         latitude=day["latitude"] + 0.05,

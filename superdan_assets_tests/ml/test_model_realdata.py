@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from superdan_assets.ml.labels import build_feature_rows
 from superdan_assets.ml.training import train_and_evaluate
+from superdan_assets_tests.conftest import SHARED_DATA
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CHICAGO_EXPORT = REPO_ROOT.parent / "shared" / "data" / "chicago"
+CHICAGO_EXPORT = SHARED_DATA / "chicago"
 
 
 @pytest.fixture(scope="module")

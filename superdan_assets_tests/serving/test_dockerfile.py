@@ -101,10 +101,6 @@ def test_default_command_serves_the_model_dir_on_the_sagemaker_port(model_dir, t
 
 @pytest.mark.slow
 def test_train_command_reads_the_channel_and_writes_the_model(tmp_path):
-    pytest.importorskip(
-        "superdan_assets.ml.training",
-        reason="superdan_assets.ml.training (the real training code) is not written yet",
-    )
     channel = tmp_path / "input" / "data" / "training"
     write_export(channel / "crimes_2018.csv", export_rows("2018-01-01", days=60, per_day=30))
     env = server_env(

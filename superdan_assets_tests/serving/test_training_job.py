@@ -116,10 +116,6 @@ def test_bad_hyperparameters_fail_the_job_with_the_reason(tmp_path):
 def test_train_then_serve_end_to_end(tmp_path):
     """``superdan train`` with the real ML code, then ``superdan serve`` on what it wrote:
     predictions over HTTP equal the trained pipeline's in-process ones."""
-    pytest.importorskip(
-        "superdan_assets.ml.training",
-        reason="superdan_assets.ml.training (the real training code) is not written yet",
-    )
     from superdan_assets.ml.artifact import load_model
     from superdan_assets.ml.schema import to_canonical
 

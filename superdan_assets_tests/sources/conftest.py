@@ -8,11 +8,9 @@ from pathlib import Path
 import pytest
 
 from superdan_assets.sources.http import JsonHttpClient, RetryPolicy
+from superdan_assets_tests.conftest import SHARED_DATA
 from superdan_assets_tests.fakes.arcgis_server import FakeArcGISServer
 from superdan_assets_tests.fakes.soda_server import FakeSodaServer
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 #: Retries without real waiting; a timeout short enough for the "hang" fault, long enough
 #: that a loaded 2-core machine never times out a normal local request.
