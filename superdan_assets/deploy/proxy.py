@@ -13,6 +13,12 @@ behind it listen on private ephemeral ports, and a roll is:
    and close the pooled keep-alive connections to it;
 3. only then does the deployer SIGTERM the old server, which has nothing left to do.
 
+A body larger than the model server accepts (``--upstream-max-body-bytes``, the server's
+``SAGEMAKER_MAX_PAYLOAD_IN_MB``) is offered with ``Expect: 100-continue``: the server refuses it
+with its own 413 (counted in its ``/metrics``) before a byte of it is sent. Sent whole, the
+server would answer 413 and close with the body unread, the kernel would reset the connection
+under the proxy's write, and the client would get a 502 instead.
+
 A request is re-sent once, on a fresh connection to the *current* upstream, when its upstream
 connection fails before a single response byte arrived (typically a pooled keep-alive
 connection the server closed at its idle timeout just as it was reused). That is safe for this
@@ -32,6 +38,7 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -55,6 +62,9 @@ DEFAULT_CONNECT_TIMEOUT_S = 5.0
 #: Close a client's keep-alive connection after this long without a request.
 DEFAULT_CLIENT_IDLE_S = 75.0
 DEFAULT_DRAIN_TIMEOUT_S = 30.0
+#: How long an ``Expect: 100-continue`` offer waits for the upstream's answer before the body
+#: is sent anyway (RFC 9110 section 10.1.1: a client must not wait indefinitely).
+CONTINUE_WAIT_S = 2.0
 
 _REASONS = {
     400: "Bad Request",
@@ -94,6 +104,9 @@ class _Connection:
     key: str
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    #: The upstream answered before the request body was sent: it still expects that body,
+    #: so the connection cannot carry another request.
+    body_unsent: bool = False
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -101,7 +114,13 @@ class _Connection:
 
 
 def json_response(status: int, payload: object, *, keep_alive: bool) -> bytes:
-    """A complete JSON response, for the proxy's own answers and the control API."""
+    """A complete JSON response, for the proxy's own answers and the control API.
+
+    Error payloads (a dict with ``error``) get the ``status`` field the model server's own
+    error bodies carry, so a client reads a refusal the same way whoever made it.
+    """
+    if isinstance(payload, dict) and "error" in payload and "status" not in payload:
+        payload = {**payload, "status": status}
     body = json.dumps(payload).encode()
     head = http1.serialize_head(
         f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}",
@@ -121,11 +140,14 @@ class ReverseProxy:
         self,
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        upstream_max_body_bytes: int | None = None,
         upstream_timeout_s: float = DEFAULT_UPSTREAM_TIMEOUT_S,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         client_idle_s: float = DEFAULT_CLIENT_IDLE_S,
     ):
         self.max_body_bytes = max_body_bytes
+        #: Larger bodies are offered with ``Expect: 100-continue`` (``None``: never).
+        self.upstream_max_body_bytes = upstream_max_body_bytes
         self.upstream_timeout_s = upstream_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.client_idle_s = client_idle_s
@@ -249,11 +271,12 @@ class ReverseProxy:
             request = http1.parse_request(raw)
             keep_alive = http1.wants_keep_alive(request, request.third)
             if "100-continue" in request.tokens("expect") and request.third == "HTTP/1.1":
+                # The client waits before sending: refuse now what the proxy or the model
+                # server would refuse once it is sent.
                 declared = http1.content_length(request)
-                if declared is not None and declared > self.max_body_bytes:
-                    raise ProtocolError(
-                        413, f"request body larger than {self.max_body_bytes} bytes"
-                    )
+                limit = min(self.max_body_bytes, self.upstream_max_body_bytes or math.inf)
+                if declared is not None and declared > limit:
+                    raise ProtocolError(413, f"request body larger than {limit} bytes")
                 writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             body = await http1.read_body(reader, request, self.max_body_bytes)
         except ProtocolError as exc:
@@ -264,7 +287,7 @@ class ReverseProxy:
             return False
         return await self._forward(request, body, writer, client_ip, keep_alive)
 
-    def _upstream_request(self, request: Message, body: bytes, client_ip: str) -> bytes:
+    def _upstream_head(self, request: Message, body: bytes, client_ip: str) -> bytes:
         headers = http1.end_to_end(
             request.headers,
             request,
@@ -274,8 +297,15 @@ class ReverseProxy:
         headers.append(("X-Forwarded-For", f"{forwarded}, {client_ip}" if forwarded else client_ip))
         if body or request.first not in ("GET", "HEAD", "DELETE", "OPTIONS"):
             headers.append(("Content-Length", str(len(body))))
+        if self._offer_body(body):
+            headers.append(("Expect", "100-continue"))
         headers.append(("Connection", "keep-alive"))
-        return http1.serialize_head(f"{request.first} {request.second} HTTP/1.1", headers) + body
+        return http1.serialize_head(f"{request.first} {request.second} HTTP/1.1", headers)
+
+    def _offer_body(self, body: bytes) -> bool:
+        """Whether to ask the upstream before sending ``body`` (it is larger than it accepts)."""
+        limit = self.upstream_max_body_bytes
+        return limit is not None and len(body) > limit
 
     async def _forward(
         self,
@@ -285,7 +315,7 @@ class ReverseProxy:
         client_ip: str,
         keep_alive: bool,
     ) -> bool:
-        payload = self._upstream_request(request, body, client_ip)
+        head = self._upstream_head(request, body, client_ip)
         for attempt in range(2):
             upstream = self.upstream
             if upstream is None:
@@ -302,7 +332,9 @@ class ReverseProxy:
             # Counted before the first await, so a drain that starts later waits for it.
             self._inflight[upstream.key] += 1
             try:
-                connection, response = await self._exchange(upstream, payload, fresh=attempt > 0)
+                connection, response = await self._exchange(
+                    upstream, head, body, fresh=attempt > 0
+                )
             except _RetryableUpstreamError as exc:
                 self._inflight[upstream.key] -= 1
                 if attempt == 0:
@@ -333,9 +365,14 @@ class ReverseProxy:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _exchange(
-        self, upstream: Upstream, payload: bytes, *, fresh: bool
+        self, upstream: Upstream, head: bytes, body: bytes, *, fresh: bool
     ) -> tuple[_Connection, Message]:
-        """Send the request and read the response head (skipping interim 1xx responses)."""
+        """Send the request and read the response head (skipping interim 1xx responses).
+
+        An offered body (see :meth:`_offer_body`) is sent only after the upstream's
+        ``100 Continue`` (or after :data:`CONTINUE_WAIT_S` without an answer); a final answer
+        instead, typically its 413, is returned with the body never sent.
+        """
         connection = None if fresh else self._pooled(upstream.key)
         try:
             if connection is None:
@@ -344,7 +381,16 @@ class ReverseProxy:
                         upstream.host, upstream.port, limit=http1.MAX_HEAD_BYTES
                     )
                 connection = _Connection(upstream.key, reader, upstream_writer)
-            connection.writer.write(payload)
+            if self._offer_body(body):
+                connection.writer.write(head)
+                await connection.writer.drain()
+                early = await self._await_continue(connection)
+                if early is not None:
+                    connection.body_unsent = True
+                    return connection, early
+                connection.writer.write(body)
+            else:
+                connection.writer.write(head + body)
             await connection.writer.drain()
             async with asyncio.timeout(self.upstream_timeout_s):
                 while True:
@@ -366,6 +412,26 @@ class ReverseProxy:
             if connection is not None:
                 connection.close()
             raise
+
+    async def _await_continue(self, connection: _Connection) -> Message | None:
+        """The upstream's final response to an offered body, or ``None`` to send the body.
+
+        ``None`` after a ``100 Continue``, or when nothing came within :data:`CONTINUE_WAIT_S`
+        (an upstream that ignores ``Expect``; a partly read head stays in the buffer).
+        """
+        try:
+            async with asyncio.timeout(CONTINUE_WAIT_S):
+                while True:
+                    raw = await http1.read_head(connection.reader)
+                    if raw is None:
+                        raise _RetryableUpstreamError("connection closed before a response")
+                    response = http1.parse_response(raw)
+                    if response.second == "100":
+                        return None
+                    if not response.second.startswith("1") or response.second == "101":
+                        return response
+        except TimeoutError:
+            return None
 
     def _pooled(self, key: str) -> _Connection | None:
         idle = self._idle.get(key)
@@ -395,7 +461,11 @@ class ReverseProxy:
             connection.close()
             raise
         until_eof = not no_body and not chunked and length is None
-        reusable = http1.wants_keep_alive(response, response.first) and not until_eof
+        reusable = (
+            http1.wants_keep_alive(response, response.first)
+            and not until_eof
+            and not connection.body_unsent
+        )
         if until_eof or (chunked and not client_http11):
             keep_alive = False  # the body ends when the connection does
         headers = http1.end_to_end(response.headers, response)
@@ -505,6 +575,7 @@ async def run_proxy(args: argparse.Namespace, token: str) -> None:
     """Listen on the stable port and the control port until SIGTERM/SIGINT, then drain."""
     proxy = ReverseProxy(
         max_body_bytes=args.max_body_bytes,
+        upstream_max_body_bytes=args.upstream_max_body_bytes,
         upstream_timeout_s=args.upstream_timeout_s,
         client_idle_s=args.client_idle_s,
     )
@@ -551,6 +622,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--ready-file", required=True, help="written with pid and ports once listening"
     )
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument(
+        "--upstream-max-body-bytes",
+        type=int,
+        default=None,
+        help="the model server's body limit: larger bodies are offered with Expect: 100-continue",
+    )
     parser.add_argument("--upstream-timeout-s", type=float, default=DEFAULT_UPSTREAM_TIMEOUT_S)
     parser.add_argument("--client-idle-s", type=float, default=DEFAULT_CLIENT_IDLE_S)
     parser.add_argument("--drain-timeout-s", type=float, default=DEFAULT_DRAIN_TIMEOUT_S)

@@ -24,6 +24,8 @@ from superdan_assets.deploy.proxy import TOKEN_ENV
 from superdan_assets.deploy.proxy_control import ProxyControl, ProxyControlError
 
 TOKEN = "test-token"
+#: The upstreams' body limit, passed to the proxy as --upstream-max-body-bytes.
+UPSTREAM_LIMIT = 300
 
 
 class _Upstream(BaseHTTPRequestHandler):
@@ -66,6 +68,14 @@ class _Upstream(BaseHTTPRequestHandler):
         else:
             self._send(200, self.server.name.encode(), {"X-Upstream": self.server.name})
 
+    def handle_expect_100(self) -> bool:
+        """Like the model server: refuse an offered body over the limit before it is sent."""
+        if int(self.headers.get("Content-Length", 0)) > UPSTREAM_LIMIT:
+            self.server.offers_refused += 1
+            self._send(413, b"upstream refused the offered body", {"Connection": "close"})
+            return False
+        return super().handle_expect_100()
+
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         echo = json.dumps({"got": body.decode(), "forwarded_for": self.headers["X-Forwarded-For"]})
@@ -79,6 +89,7 @@ class _UpstreamServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Upstream)
         self.name = name
         self.dropped = False
+        self.offers_refused = 0
         self.lock = threading.Lock()
 
     @property
@@ -113,6 +124,8 @@ def proxy(tmp_path: Path) -> Iterator[tuple[int, ProxyControl]]:
             str(ready),
             "--max-body-bytes",
             "1000",
+            "--upstream-max-body-bytes",
+            str(UPSTREAM_LIMIT),
         ],
         log_path=tmp_path / "proxy.log",
         env={**os.environ, TOKEN_ENV: TOKEN},
@@ -255,3 +268,31 @@ def test_expect_continue_and_http10_clients(proxy, upstreams):
     head, _, body = answer.partition(b"\r\n\r\n")
     assert b"200" in head.split(b"\r\n")[0] and b"chunked" not in head.lower()
     assert b"Connection: close" in head and body == b"alpha-beta-gamma"
+
+
+def test_a_body_over_the_upstream_limit_is_offered_and_refused_before_it_is_sent(
+    proxy, upstreams
+):
+    """The upstream's own 413 reaches the client (not a 502 from a reset connection)."""
+    port, control = proxy
+    blue, _ = upstreams
+    control.set_upstream("127.0.0.1", blue.port)
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    client.request("POST", "/invocations", body=b"y" * (UPSTREAM_LIMIT + 1))
+    refused = client.getresponse()
+    assert (refused.status, refused.read()) == (413, b"upstream refused the offered body")
+    assert blue.offers_refused == 1
+    # The client sent its whole body, so its connection stays usable; the upstream's is not.
+    client.request("POST", "/invocations", body=b"z" * UPSTREAM_LIMIT)
+    assert json.loads(client.getresponse().read())["got"] == "z" * UPSTREAM_LIMIT
+    counters = control.status()["counters"]
+    assert counters.get("retries", 0) == 0 and counters.get("upstream_errors", 0) == 0
+
+    # A client that itself waits for "100 Continue" is refused by the proxy from the head.
+    head = (
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+        b"Expect: 100-continue\r\n\r\n" % (UPSTREAM_LIMIT + 1)
+    )
+    answer = _raw_exchange(port, head)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["status"] == 413
