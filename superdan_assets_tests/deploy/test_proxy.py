@@ -22,6 +22,7 @@ import pytest
 from superdan_assets.deploy import processes
 from superdan_assets.deploy.proxy import TOKEN_ENV
 from superdan_assets.deploy.proxy_control import ProxyControl, ProxyControlError
+from superdan_assets_tests.waiting import wait_until
 
 TOKEN = "test-token"
 #: The upstreams' body limit, passed to the proxy as --upstream-max-body-bytes.
@@ -62,8 +63,12 @@ class _Upstream(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             self._send(200, b"answered on retry")
-        elif self.path.startswith("/slow"):
-            time.sleep(float(self.path.split("=")[1]))
+        elif self.path == "/held":
+            # Answered only once the test releases it: a request that stays in flight for as
+            # long as the test needs, with no guess at how long that is.
+            self.server.held.set()
+            assert self.server.release.wait(30), "the test never released /held"
+            self.server.held_answered_at = time.monotonic()
             self._send(200, self.server.name.encode())
         else:
             self._send(200, self.server.name.encode(), {"X-Upstream": self.server.name})
@@ -90,6 +95,9 @@ class _UpstreamServer(ThreadingHTTPServer):
         self.name = name
         self.dropped = False
         self.offers_refused = 0
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self.held_answered_at = 0.0
         self.lock = threading.Lock()
 
     @property
@@ -104,6 +112,7 @@ def upstreams() -> Iterator[tuple[_UpstreamServer, _UpstreamServer]]:
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield servers
     for server in servers:
+        server.release.set()
         server.shutdown()
         server.server_close()
 
@@ -130,10 +139,7 @@ def proxy(tmp_path: Path) -> Iterator[tuple[int, ProxyControl]]:
         log_path=tmp_path / "proxy.log",
         env={**os.environ, TOKEN_ENV: TOKEN},
     )
-    deadline = time.monotonic() + 15
-    while not ready.exists():
-        assert time.monotonic() < deadline, (tmp_path / "proxy.log").read_text()
-        time.sleep(0.02)
+    wait_until(ready.exists, timeout_s=15, what=f"the proxy's ready file ({tmp_path})")
     info = json.loads(ready.read_text())
     assert info["pid"] == handle.pid and info["port"] == port
     yield port, ProxyControl(info["control_port"], TOKEN)
@@ -182,17 +188,31 @@ def test_drain_waits_for_requests_in_flight_to_the_old_upstream(proxy, upstreams
     blue, green = upstreams
     control.set_upstream("127.0.0.1", blue.port)
     answers: list[bytes] = []
-    slow = threading.Thread(target=lambda: answers.append(_get(port, "/slow?s=0.8")[1]))
-    slow.start()
-    time.sleep(0.2)  # the slow request is now in flight to blue
+    held = threading.Thread(target=lambda: answers.append(_get(port, "/held")[1]))
+    held.start()
+    assert blue.held.wait(10), "the request never reached blue"
     control.set_upstream("127.0.0.1", green.port)
-    started = time.monotonic()
-    drained = control.drain("127.0.0.1", blue.port, timeout_s=5.0)
-    waited = time.monotonic() - started
-    slow.join()
-    assert drained["drained"] and 0.3 < waited < 5.0
+    # While the request is held, a drain cannot finish: it says so when its time runs out.
+    assert control.drain("127.0.0.1", blue.port, timeout_s=0.2) == {
+        "upstream": f"127.0.0.1:{blue.port}",
+        "inflight": 1,
+        "drained": False,
+    }
+    assert _get(port, "/")[1] == b"green", "new requests already go to green"
+    # A drain in progress returns only after the held request was answered.
+    drained: list[dict] = []
+    drainer = threading.Thread(
+        target=lambda: drained.append(
+            {**control.drain("127.0.0.1", blue.port, timeout_s=10.0), "at": time.monotonic()}
+        )
+    )
+    drainer.start()
+    blue.release.set()
+    drainer.join(20)
+    held.join(20)
+    assert drained and drained[0]["drained"] and drained[0]["inflight"] == 0
+    assert blue.held_answered_at <= drained[0]["at"]
     assert answers == [b"blue"], "the request in flight finished on the old upstream"
-    assert _get(port, "/")[1] == b"green"
 
 
 def test_a_connection_closed_before_the_response_is_retried(proxy, upstreams):
