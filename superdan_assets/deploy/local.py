@@ -196,9 +196,14 @@ class LocalEndpoint:
             server_alive=server_alive,
         )
 
-    def ensure_running(self) -> EndpointStatus:
-        """Restart a dead proxy or model server with the model deployed last; return the status."""
-        with self._store.lock(self.lock_timeout_s):
+    def ensure_running(self, *, lock_timeout_s: float | None = None) -> EndpointStatus:
+        """Restart a dead proxy or model server with the model deployed last; return the status.
+
+        ``lock_timeout_s`` (default: the endpoint's) bounds the wait for a roll in progress;
+        past it :class:`DeploymentInProgress` is raised (see ``deploy.healing``).
+        """
+        timeout_s = self.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
+        with self._store.lock(timeout_s):
             state = self._store.load()
             if state is None or state.server is None:
                 raise DeploymentError(f"nothing has been deployed from {self.state_dir}")
