@@ -548,8 +548,12 @@ class IncidentFeatures(TransformerMixin, BaseEstimator):
             index, sizes, sums = self.history_[name]
             where = _positions(index, history_key(prepared, HISTORY_KEYS[name]))
             found = where >= 0
-            n = np.where(found, sizes[where], 0.0)
-            s = np.where(found, sums[where], 0.0)
+            # Indexed by the found rows only: a table can be empty (no training row had that
+            # key, e.g. a city without blocks), and indexing it with -1 would raise.
+            n = np.zeros(len(where))
+            s = np.zeros(len(where))
+            n[found] = sizes[where[found]]
+            s[found] = sums[where[found]]
             out[name] = self._history_features(n, s, self.prior_, days)
         return out
 
