@@ -73,6 +73,12 @@ class _Upstream(BaseHTTPRequestHandler):
         else:
             self._send(200, self.server.name.encode(), {"X-Upstream": self.server.name})
 
+    def do_HEAD(self) -> None:
+        # Headers of the GET answer, Content-Length included, and no body.
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.server.name)))
+        self.end_headers()
+
     def handle_expect_100(self) -> bool:
         """Like the model server: refuse an offered body over the limit before it is sent."""
         if int(self.headers.get("Content-Length", 0)) > UPSTREAM_LIMIT:
@@ -252,7 +258,7 @@ def test_framing_chunked_bodies_and_limits(proxy, upstreams):
     assert too_big.status == 413 and "larger than 1000" in json.loads(too_big.read())["error"]
 
     assert _raw_exchange(port, b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.1 400 ")
-    huge_head = b"GET / HTTP/1.1\r\nX-Filler: " + b"x" * 70_000 + b"\r\n\r\n"
+    huge_head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Filler: " + b"x" * 70_000 + b"\r\n\r\n"
     assert _raw_exchange(port, huge_head).startswith(b"HTTP/1.1 431 ")
 
 
@@ -316,3 +322,15 @@ def test_a_body_over_the_upstream_limit_is_offered_and_refused_before_it_is_sent
     answer = _raw_exchange(port, head)
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["status"] == 413
+
+
+def test_a_head_answer_has_no_body_and_the_connection_carries_on(proxy, upstreams):
+    port, control = proxy
+    blue, _ = upstreams
+    control.set_upstream("127.0.0.1", blue.port)
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    client.request("HEAD", "/")
+    head = client.getresponse()
+    assert (head.status, head.getheader("Content-Length"), head.read()) == (200, "4", b"")
+    response, body = _get(port, "/", client)  # the same connection, and the pooled upstream one
+    assert (response.status, body) == (200, b"blue")
