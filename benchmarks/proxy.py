@@ -36,9 +36,8 @@ TOKEN = "bench-token"
 
 
 async def _upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    head = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-        % len(ANSWER)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
+        ANSWER
     )
     try:
         while True:
@@ -79,8 +78,15 @@ def start_proxy(upstream_port: int, scratch: Path):
     port = processes.free_port()
     ready = scratch / "proxy.ready"
     handle = processes.spawn(
-        [sys.executable, "-m", "superdan_assets.deploy.proxy", "--port", str(port),
-         "--ready-file", str(ready)],
+        [
+            sys.executable,
+            "-m",
+            "superdan_assets.deploy.proxy",
+            "--port",
+            str(port),
+            "--ready-file",
+            str(ready),
+        ],
         log_path=scratch / "proxy.log",
         env={**os.environ, TOKEN_ENV: TOKEN},
     )
@@ -96,7 +102,9 @@ def start_proxy(upstream_port: int, scratch: Path):
 
 def post(connection: http.client.HTTPConnection) -> float:
     started = time.perf_counter()
-    connection.request("POST", "/invocations", body=BODY, headers={"Content-Type": "application/json"})
+    connection.request(
+        "POST", "/invocations", body=BODY, headers={"Content-Type": "application/json"}
+    )
     response = connection.getresponse()
     if response.read() != ANSWER or response.status != 200:
         raise RuntimeError(f"unexpected answer HTTP {response.status}")

@@ -78,7 +78,8 @@ def ensure_endpoint(
         )
     except DeploymentError as exc:
         return HealOutcome(
-            FAILED, f"endpoint at {status.url} is down and could not be restarted: {exc}",
+            FAILED,
+            f"endpoint at {status.url} is down and could not be restarted: {exc}",
             status=endpoint.status(),
         )
     if not healed.healthy:

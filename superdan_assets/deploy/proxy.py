@@ -67,6 +67,7 @@ DEFAULT_DRAIN_TIMEOUT_S = 30.0
 #: is sent anyway (RFC 9110 section 10.1.1: a client must not wait indefinitely).
 CONTINUE_WAIT_S = 2.0
 
+
 @dataclass(frozen=True)
 class Upstream:
     """A model server behind the proxy; ``label`` (the model version) is for status only."""
@@ -350,7 +351,10 @@ class ReverseProxy:
             if upstream is None:
                 self.counters["no_upstream"] += 1
                 await self._answer(
-                    client, writer, 503, {"error": "no model server is deployed behind this endpoint"}
+                    client,
+                    writer,
+                    503,
+                    {"error": "no model server is deployed behind this endpoint"},
                 )
                 return
             # Counted before the first await, so a drain that starts later waits for it.
@@ -366,7 +370,9 @@ class ReverseProxy:
                     self.counters["retries"] += 1
                     continue
                 self.counters["upstream_errors"] += 1
-                await self._answer(client, writer, 502, {"error": f"model server unreachable: {exc}"})
+                await self._answer(
+                    client, writer, 502, {"error": f"model server unreachable: {exc}"}
+                )
                 return
             except TimeoutError:
                 self._inflight[upstream.key] -= 1
@@ -405,7 +411,9 @@ class ReverseProxy:
                 early = await self._await_continue(connection)
                 if early is not None:
                     return connection, early  # the body stays unsent: h11 will not pool this
-                connection.writer.write(http.send(h11.Data(data=body)) + http.send(h11.EndOfMessage()))
+                connection.writer.write(
+                    http.send(h11.Data(data=body)) + http.send(h11.EndOfMessage())
+                )
             else:
                 data = http.send(head)
                 if body:

@@ -53,6 +53,4 @@ def test_orphans_of_a_killed_leader_are_found_by_group_and_marker(tmp_path):
     wait_until(lambda: not processes.is_alive(leader), timeout_s=10, what="the leader to die")
     assert processes.kill_orphans(leader, "no-such-marker") == []
     assert processes.kill_orphans(leader, "superdan-orphan-test") == [child]
-    wait_until(
-        lambda: not processes.is_alive(child_handle), timeout_s=10, what="the orphan to die"
-    )
+    wait_until(lambda: not processes.is_alive(child_handle), timeout_s=10, what="the orphan to die")

@@ -296,9 +296,7 @@ def test_expect_continue_and_http10_clients(proxy, upstreams):
     assert b"Connection: close" in head and body == b"alpha-beta-gamma"
 
 
-def test_a_body_over_the_upstream_limit_is_offered_and_refused_before_it_is_sent(
-    proxy, upstreams
-):
+def test_a_body_over_the_upstream_limit_is_offered_and_refused_before_it_is_sent(proxy, upstreams):
     """The upstream's own 413 reaches the client (not a 502 from a reset connection)."""
     port, control = proxy
     blue, _ = upstreams

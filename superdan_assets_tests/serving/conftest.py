@@ -170,7 +170,10 @@ def real_endpoint(real_model_dir, tmp_path_factory) -> Iterator[RunningEndpoint]
         ping_timeout_s=90.0,
         drain_timeout_s=10.0,
         stop_grace_s=15.0,
-        server_env={"SAGEMAKER_MAX_PAYLOAD_IN_MB": REAL_MAX_PAYLOAD_MB, "PYTHONPATH": str(REPO_ROOT)},
+        server_env={
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB": REAL_MAX_PAYLOAD_MB,
+            "PYTHONPATH": str(REPO_ROOT),
+        },
     )
     try:
         result = endpoint.deploy(real_model_dir)

@@ -121,15 +121,7 @@ DATES = st.datetimes(
         " ",
     ]
 )
-SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | EXTREME_NUMBERS
-    | TEXT
-    | DATES
-)
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | EXTREME_NUMBERS | TEXT | DATES
 JSON_VALUES = st.recursive(
     SCALARS,
     lambda inner: (
@@ -230,7 +222,9 @@ def test_hostile_values_of_the_right_type_reach_the_model_without_a_5xx(target, 
     )
     if response.status_code == 400:
         problems = " ".join(d["message"] for d in response.json().get("details", []))
-        assert re.search(r"Unicode|degrees|number|date-time|out of range|UTC|true or false|required", problems)
+        assert re.search(
+            r"Unicode|degrees|number|date-time|out of range|UTC|true or false|required", problems
+        )
     else:
         assert response.status_code == 200
         assert len(response.json()["predictions"]) == len(incidents)

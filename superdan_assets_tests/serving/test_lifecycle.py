@@ -206,9 +206,7 @@ def test_sigterm_lets_an_in_flight_request_finish(model_dir, tmp_path):
         client.sendall(INCIDENT[:10])
         running.process.send_signal(signal.SIGTERM)
         # New connections are refused while the in-flight request is still open.
-        wait_until(
-            lambda: not _accepts(port), timeout_s=10, what="new connections to be refused"
-        )
+        wait_until(lambda: not _accepts(port), timeout_s=10, what="new connections to be refused")
         assert running.process.poll() is None
         client.sendall(INCIDENT[10:])
         answer = b""
