@@ -93,11 +93,13 @@ def _parser() -> argparse.ArgumentParser:
 
     endpoint = commands.add_parser(
         "endpoint",
-        help="status or stop of the local endpoint the pipeline deployed",
+        help="status, ensure or stop of the local endpoint the pipeline deployed",
         description="The local endpoint (model_endpoint's 'local' backend) keeps running after "
-        "the pipeline ends; this shows it or stops it. State lives in $SUPERDAN_HOME/endpoint.",
+        "the pipeline ends; this shows it, restarts its dead processes with the model deployed "
+        "last ('ensure': exit 0 when it serves again or nothing was deployed, 1 when it could "
+        "not be brought back), or stops it. State lives in $SUPERDAN_HOME/endpoint.",
     )
-    endpoint.add_argument("action", choices=("status", "stop"))
+    endpoint.add_argument("action", choices=("status", "ensure", "stop"))
     endpoint.add_argument("--state-dir", default=None, help="endpoint state folder")
     endpoint.add_argument(
         "--city", default=None, help="whose endpoint (default: SUPERDAN_CITY, else chicago)"
@@ -221,6 +223,12 @@ def _endpoint(args: argparse.Namespace) -> int:
         local.stop()
         print("local endpoint stopped")
         return 0
+    if args.action == "ensure":
+        from superdan_assets.deploy.healing import ensure_endpoint
+
+        outcome = ensure_endpoint(local)
+        print(json.dumps(outcome.to_dict(), indent=2))
+        return 0 if outcome.serving else 1
     status = local.status()
     print(json.dumps(status.to_dict(), indent=2))
     return 0 if status.healthy else 1

@@ -1,266 +1,121 @@
-"""Just enough HTTP/1.1 for the rolling proxy: message heads, and bodies by length or by chunks.
+"""HTTP/1.1 for the rolling proxy, through h11: reading events off a stream, and what a proxy
+must not forward.
 
-Why hand-written rather than a framework: the proxy must relay bytes between two sockets with
-keep-alive on both sides, retry a request on a fresh upstream connection when a pooled one
-turns out to be closed, and stay small enough to start in a fraction of a second with nothing
-but the standard library (it runs beside, not inside, the model server). The parts of RFC 9112
-it needs are message framing and hop-by-hop headers; that is what this module implements, and
-anything it does not understand is refused with a 4xx/5xx status rather than guessed.
+Why h11: the proxy relays requests and responses with keep-alive on both sides, de-chunks
+request bodies, streams chunked or close-delimited response bodies (and re-frames them for an
+HTTP/1.0 client), and honours ``Expect: 100-continue``. Message framing is where proxies get
+request smuggling wrong, so it is left to a maintained, sans-I/O state machine; this module is
+only the glue between h11 and asyncio streams, plus the hop-by-hop header rule of RFC 9110.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import json
 
-#: Longest request or response head (start line + headers) accepted.
+import h11
+
+#: Longest request or response head (start line + headers) accepted; beyond it, 431.
 MAX_HEAD_BYTES = 64 * 1024
-#: Size of the pieces a streamed body is relayed in.
+#: Size of the reads a body is relayed in.
 RELAY_CHUNK = 64 * 1024
 #: Headers that describe one connection, never forwarded by a proxy (RFC 9110 section 7.6.1).
 HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
     }
 )
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    413: "Payload Too Large",
+    431: "Request Header Fields Too Large",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
-Headers = list[tuple[str, str]]
+Headers = list[tuple[bytes, bytes]]
 
 
 class ProtocolError(Exception):
-    """A message the proxy cannot handle; ``status`` is what to answer the client."""
+    """A request the proxy refuses; ``status`` is what to answer the client."""
 
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
 
 
-@dataclass
-class Message:
-    """A parsed request or response head.
+async def next_event(connection: h11.Connection, reader: asyncio.StreamReader):
+    """The next h11 event of ``connection``, reading from ``reader`` as needed.
 
-    For a request ``first``/``second``/``third`` are method, target, version; for a response
-    they are version, status code, reason phrase.
+    End of stream is handed to h11, which turns it into ``ConnectionClosed``, the end of a
+    close-delimited body, or a ``RemoteProtocolError`` in the middle of a message.
     """
-
-    first: str
-    second: str
-    third: str
-    headers: Headers
-
-    def get(self, name: str) -> str | None:
-        """The value of header ``name`` (case-insensitive); repeated headers joined by commas."""
-        name = name.lower()
-        values = [value for key, value in self.headers if key.lower() == name]
-        return ", ".join(values) if values else None
-
-    def tokens(self, name: str) -> set[str]:
-        """The comma-separated, lower-cased tokens of a list header such as ``Connection``."""
-        value = self.get(name)
-        if not value:
-            return set()
-        return {token.strip().lower() for token in value.split(",") if token.strip()}
+    while True:
+        event = connection.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        connection.receive_data(await reader.read(RELAY_CHUNK))
 
 
-async def read_head(reader: asyncio.StreamReader) -> bytes | None:
-    """The next message head including its blank line, or ``None`` on a clean end of stream."""
-    try:
-        return await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial.strip():
-            return None
-        raise ProtocolError(400, "connection closed in the middle of a message head") from None
-    except asyncio.LimitOverrunError:
-        raise ProtocolError(431, f"message head larger than {MAX_HEAD_BYTES} bytes") from None
+def head_size(request: h11.Request) -> int:
+    """About how many bytes a request's head took on the wire."""
+    return len(request.target) + sum(len(name) + len(value) + 4 for name, value in request.headers)
 
 
-def parse_head(raw: bytes) -> Message:
-    """Split a head into its start line's three parts and its header list."""
-    text = raw.decode("latin-1")
-    lines = text.split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2:
-        raise ProtocolError(400, f"malformed start line {lines[0][:80]!r}")
-    if len(parts) == 2:
-        parts.append("")
-    headers: Headers = []
-    for line in lines[1:]:
-        if not line:
-            continue
-        if line[0] in " \t":
-            raise ProtocolError(400, "obsolete header line folding is not accepted")
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise ProtocolError(400, f"malformed header line {line[:80]!r}")
-        headers.append((name, value.strip()))
-    return Message(parts[0], parts[1], parts[2], headers)
+def header(headers, name: bytes) -> bytes | None:
+    """The value of header ``name`` (lower-case), repeated ones joined by commas."""
+    values = [value for key, value in headers if key == name]
+    return b", ".join(values) if values else None
 
 
-def parse_request(raw: bytes) -> Message:
-    """A request head; refuses anything but HTTP/1.0 and HTTP/1.1."""
-    message = parse_head(raw)
-    if message.third not in ("HTTP/1.1", "HTTP/1.0"):
-        raise ProtocolError(505, f"unsupported protocol version {message.third[:20]!r}")
-    return message
+def tokens(headers, name: bytes) -> set[bytes]:
+    """The comma-separated, lower-cased tokens of a list header such as ``Connection``."""
+    value = header(headers, name)
+    if not value:
+        return set()
+    return {token.strip().lower() for token in value.split(b",") if token.strip()}
 
 
-def parse_response(raw: bytes) -> Message:
-    """A response head; the status code must be three digits."""
-    message = parse_head(raw)
-    if not message.first.startswith("HTTP/1.") or not (
-        len(message.second) == 3 and message.second.isdigit()
-    ):
-        raise ProtocolError(502, "upstream sent a malformed status line")
-    return message
-
-
-def wants_keep_alive(message: Message, version: str) -> bool:
-    """Whether the sender of ``message`` keeps the connection open afterwards."""
-    tokens = message.tokens("connection")
-    if version == "HTTP/1.1":
-        return "close" not in tokens
-    return "keep-alive" in tokens
-
-
-def content_length(message: Message) -> int | None:
-    """The declared body length, or ``None``; conflicting or invalid values are refused."""
-    values = {value.strip() for key, value in message.headers if key.lower() == "content-length"}
-    values = {part.strip() for value in values for part in value.split(",")}
-    if not values:
-        return None
-    if len(values) > 1 or not next(iter(values)).isdigit():
-        raise ProtocolError(400, "invalid or conflicting Content-Length")
-    return int(next(iter(values)))
-
-
-def is_chunked(message: Message) -> bool:
-    """Whether the body is chunked; any other transfer coding is refused."""
-    codings = [token for token in message.tokens("transfer-encoding") if token != "identity"]
-    if not codings:
-        return False
-    if codings != ["chunked"]:
-        raise ProtocolError(
-            501, f"unsupported Transfer-Encoding {message.get('transfer-encoding')!r}"
-        )
-    return True
-
-
-def end_to_end(headers: Headers, message: Message, drop: frozenset[str] = frozenset()) -> Headers:
-    """``headers`` without hop-by-hop ones, those ``Connection`` names, and ``drop``."""
-    listed = message.tokens("connection")
+def end_to_end(headers, drop: frozenset[bytes] = frozenset()) -> Headers:
+    """``headers`` without hop-by-hop ones, those the ``Connection`` header names, and ``drop``."""
+    listed = tokens(headers, b"connection")
     return [
         (name, value)
         for name, value in headers
-        if (lowered := name.lower()) not in HOP_BY_HOP
-        and lowered not in listed
-        and lowered not in drop
+        if name not in HOP_BY_HOP and name not in listed and name not in drop
     ]
 
 
-def serialize_head(start_line: str, headers: Headers) -> bytes:
-    """A head ready to write: start line, headers, blank line."""
-    lines = [start_line, *(f"{name}: {value}" for name, value in headers), "", ""]
-    return "\r\n".join(lines).encode("latin-1")
+def json_body(status: int, payload: object) -> bytes:
+    """A JSON body; an error payload gets the ``status`` field the model server's errors have."""
+    if isinstance(payload, dict) and "error" in payload and "status" not in payload:
+        payload = {**payload, "status": status}
+    return json.dumps(payload).encode()
 
 
-async def _chunk_size(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """The size announced by the next chunk-size line, and the raw line."""
-    try:
-        line = await reader.readuntil(b"\r\n")
-    except asyncio.LimitOverrunError:
-        raise ProtocolError(400, "chunk-size line too long") from None
-    try:
-        return int(line.split(b";", 1)[0].strip(), 16), line
-    except ValueError:
-        raise ProtocolError(400, f"invalid chunk size {line[:20]!r}") from None
+def raw_json_response(status: int, payload: object) -> bytes:
+    """A complete response that closes the connection, written without a state machine.
 
-
-async def _trailers(reader: asyncio.StreamReader) -> bytes:
-    """Trailer lines after the last chunk, through the terminating blank line."""
-    raw = b""
-    while True:
-        line = await reader.readuntil(b"\r\n")
-        raw += line
-        if line == b"\r\n":
-            return raw
-        if len(raw) > MAX_HEAD_BYTES:
-            raise ProtocolError(400, "chunked trailers too large")
-
-
-async def read_body(reader: asyncio.StreamReader, message: Message, limit: int) -> bytes:
-    """A whole request body (de-chunked), refusing one larger than ``limit`` bytes with 413.
-
-    Request bodies are buffered on purpose: a request whose upstream connection fails before
-    any response byte arrives is re-sent on a fresh connection, which needs the body.
+    For answers on a connection h11 has given up on (the client sent something unparseable),
+    and for the one-request control connections.
     """
-    if is_chunked(message):
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            size, _ = await _chunk_size(reader)
-            if size == 0:
-                await _trailers(reader)
-                return b"".join(parts)
-            total += size
-            if total > limit:
-                raise ProtocolError(413, f"request body larger than {limit} bytes")
-            data = await reader.readexactly(size + 2)
-            if not data.endswith(b"\r\n"):
-                raise ProtocolError(400, "chunk not terminated by CRLF")
-            parts.append(data[:-2])
-    length = content_length(message) or 0
-    if length > limit:
-        raise ProtocolError(413, f"request body larger than {limit} bytes")
-    return await reader.readexactly(length) if length else b""
-
-
-async def relay_exact(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, length: int
-) -> None:
-    """Copy exactly ``length`` bytes, streaming; a short read raises ``IncompleteReadError``."""
-    remaining = length
-    while remaining:
-        data = await reader.read(min(RELAY_CHUNK, remaining))
-        if not data:
-            raise asyncio.IncompleteReadError(b"", remaining)
-        writer.write(data)
-        await writer.drain()
-        remaining -= len(data)
-
-
-async def relay_chunked(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, dechunk: bool
-) -> None:
-    """Copy a chunked body chunk by chunk: as is, or de-chunked for an HTTP/1.0 client."""
-    while True:
-        size, line = await _chunk_size(reader)
-        if size == 0:
-            trailers = await _trailers(reader)
-            if not dechunk:
-                writer.write(line + trailers)
-                await writer.drain()
-            return
-        if not dechunk:
-            writer.write(line)
-        await relay_exact(reader, writer, size)
-        crlf = await reader.readexactly(2)
-        if crlf != b"\r\n":
-            raise ProtocolError(502, "upstream chunk not terminated by CRLF")
-        if not dechunk:
-            writer.write(crlf)
-        await writer.drain()
-
-
-async def relay_until_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy a body delimited by the end of the connection."""
-    while data := await reader.read(RELAY_CHUNK):
-        writer.write(data)
-        await writer.drain()
+    body = json_body(status, payload)
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body

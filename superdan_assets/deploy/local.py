@@ -42,6 +42,7 @@ from superdan_assets.deploy.result import DeploymentError, DeploymentResult
 from superdan_assets.deploy.smoke import SMOKE_INCIDENTS, invocation_body, smoke_test_http
 from superdan_assets.deploy.state import EndpointState, ProxyRecord, ServerRecord, StateStore
 from superdan_assets.ml.artifact import ModelIntegrityError, verify_artifact
+from superdan_assets.serving.settings import SettingsError, max_payload_bytes
 
 #: Loading pandas, scikit-learn, LightGBM and the model takes seconds; more on a busy machine.
 DEFAULT_PING_TIMEOUT_S = 120.0
@@ -195,9 +196,14 @@ class LocalEndpoint:
             server_alive=server_alive,
         )
 
-    def ensure_running(self) -> EndpointStatus:
-        """Restart a dead proxy or model server with the model deployed last; return the status."""
-        with self._store.lock(self.lock_timeout_s):
+    def ensure_running(self, *, lock_timeout_s: float | None = None) -> EndpointStatus:
+        """Restart a dead proxy or model server with the model deployed last; return the status.
+
+        ``lock_timeout_s`` (default: the endpoint's) bounds the wait for a roll in progress;
+        past it :class:`DeploymentInProgress` is raised (see ``deploy.healing``).
+        """
+        timeout_s = self.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
+        with self._store.lock(timeout_s):
             state = self._store.load()
             if state is None or state.server is None:
                 raise DeploymentError(f"nothing has been deployed from {self.state_dir}")
@@ -286,6 +292,9 @@ class LocalEndpoint:
                 str(state.port),
                 "--ready-file",
                 str(ready),
+                # So the proxy offers bodies the server will refuse instead of sending them.
+                "--upstream-max-body-bytes",
+                str(self._server_max_payload_bytes()),
             ],
             log_path=log,
             env={**os.environ, TOKEN_ENV: state.token},
@@ -305,6 +314,13 @@ class LocalEndpoint:
         raise DeploymentError(
             f"the endpoint proxy did not start within {_PROXY_READY_TIMEOUT_S:.0f} s: {_tail(log)}"
         )
+
+    def _server_max_payload_bytes(self) -> int:
+        """The body limit the model servers get from their environment."""
+        try:
+            return max_payload_bytes({**os.environ, **self.server_env})
+        except SettingsError as exc:
+            raise DeploymentError(f"cannot start the endpoint: {exc}") from exc
 
     # -- model servers ---------------------------------------------------------------------
 

@@ -5,6 +5,10 @@ different process. So its processes run in their own session (a terminal's Ctrl-
 the run does not reach them), are found again by pid from the state file, and are identified by
 pid *and* start time: a pid recorded days ago may since have been reused by an unrelated
 process, which must never be signalled.
+
+Process identity, liveness and the process-group walk come from psutil rather than from parsing
+``/proc/<pid>/stat`` by hand: the same code then works where there is no ``/proc`` (macOS), where
+it used to fall back to trusting a bare pid and could not find orphans at all.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 _POLL_S = 0.05
 #: Children started by this process, kept so they can be reaped (a dead child that is not
 #: waited for stays a zombie, which ``kill(pid, 0)`` still reports as alive).
@@ -29,7 +35,8 @@ _EXIT_CODES: dict[int, int] = {}
 
 @dataclass(frozen=True)
 class ProcessHandle:
-    """A process found again later: its pid and, where the OS tells, its start time."""
+    """A process found again later: its pid and, where known, its start time (see
+    :func:`start_time`)."""
 
     pid: int
     start_time: str | None
@@ -40,19 +47,31 @@ class ProcessHandle:
 
 
 def start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), or ``None`` if unknown."""
-    stat = _proc_stat(pid)
-    return stat[19] if stat and len(stat) > 19 else None
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of ``/proc/<pid>/stat`` after the command name (field 3 onwards), or ``None``."""
+    """When the process started, in seconds since the epoch (as text), or ``None`` if gone."""
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return repr(psutil.Process(pid).create_time())
+    except psutil.Error:
         return None
-    # The command name is in parentheses and may itself contain spaces or parentheses.
-    return raw[raw.rfind(")") + 2 :].split()
+
+
+def _started_at(recorded: str) -> float:
+    """A recorded start time in seconds since the epoch.
+
+    State files written before psutil hold clock ticks since boot (Linux ``/proc``): those are
+    converted, so an endpoint started by an older version is still recognised, not taken for
+    dead (which would start a second proxy on its port, or kill its live server as an orphan).
+    """
+    if recorded.isdigit():
+        return psutil.boot_time() + int(recorded) / os.sysconf("SC_CLK_TCK")
+    return float(recorded)
+
+
+def _is(process: psutil.Process, handle: ProcessHandle) -> bool:
+    """Whether ``process`` is the one ``handle`` recorded (not a later one with its pid)."""
+    if handle.start_time is None:
+        return True
+    # Start times are clock ticks (10 ms) under the hood; allow one.
+    return abs(process.create_time() - _started_at(handle.start_time)) < 0.011
 
 
 def is_alive(handle: ProcessHandle) -> bool:
@@ -62,17 +81,10 @@ def is_alive(handle: ProcessHandle) -> bool:
         _reap(handle.pid)
         return False
     try:
-        os.kill(handle.pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(handle.pid)
+        return process.status() != psutil.STATUS_ZOMBIE and _is(process, handle)
+    except psutil.Error:  # gone, or someone else's process: certainly not ours any more
         return False
-    except PermissionError:
-        return False  # someone else's process: certainly not ours any more
-    stat = _proc_stat(handle.pid)
-    if stat is None:
-        return True  # no /proc: trust kill(0)
-    if stat[0] == "Z":
-        return False
-    return handle.start_time is None or stat[19] == handle.start_time
 
 
 def spawn(
@@ -147,24 +159,20 @@ def kill_orphans(handle: ProcessHandle, marker: str) -> list[int]:
     A pre-forked server's master can die (``kill -9``, out of memory) leaving its workers
     serving on a port nobody routes to. They are found by process group *and* command line
     (forked workers keep their master's), so an unrelated process that reused the pid is never
-    touched. Does nothing while the leader itself is alive, or without ``/proc``.
+    touched. Does nothing while the leader itself is alive.
     """
     if is_alive(handle):
         return []
     killed = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        pid = int(entry.name)
-        stat = _proc_stat(pid)
-        if not stat or len(stat) < 3 or stat[2] != str(handle.pid) or stat[0] == "Z":
-            continue
+    for process in psutil.process_iter(["cmdline", "status"]):
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+            if os.getpgid(process.pid) != handle.pid or process.info["status"] == "zombie":
+                continue
+            if marker in " ".join(process.info["cmdline"] or ()):
+                process.kill()
+                killed.append(process.pid)
+        except (psutil.Error, ProcessLookupError, PermissionError):
             continue
-        if marker in cmdline:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
     return killed
 
 

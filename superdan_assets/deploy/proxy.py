@@ -13,6 +13,12 @@ behind it listen on private ephemeral ports, and a roll is:
    and close the pooled keep-alive connections to it;
 3. only then does the deployer SIGTERM the old server, which has nothing left to do.
 
+A body larger than the model server accepts (``--upstream-max-body-bytes``, the server's
+``SAGEMAKER_MAX_PAYLOAD_IN_MB``) is offered with ``Expect: 100-continue``: the server refuses it
+with its own 413 (counted in its ``/metrics``) before a byte of it is sent. Sent whole, the
+server would answer 413 and close with the body unread, the kernel would reset the connection
+under the proxy's write, and the client would get a 502 instead.
+
 A request is re-sent once, on a fresh connection to the *current* upstream, when its upstream
 connection fails before a single response byte arrived (typically a pooled keep-alive
 connection the server closed at its idle timeout just as it was reused). That is safe for this
@@ -38,11 +44,13 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import h11
+
 from superdan_assets.deploy import http1
-from superdan_assets.deploy.http1 import Message, ProtocolError
+from superdan_assets.deploy.http1 import ProtocolError
 
 logger = logging.getLogger("superdan.proxy")
 
@@ -55,19 +63,9 @@ DEFAULT_CONNECT_TIMEOUT_S = 5.0
 #: Close a client's keep-alive connection after this long without a request.
 DEFAULT_CLIENT_IDLE_S = 75.0
 DEFAULT_DRAIN_TIMEOUT_S = 30.0
-
-_REASONS = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    413: "Payload Too Large",
-    431: "Request Header Fields Too Large",
-    501: "Not Implemented",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-    505: "HTTP Version Not Supported",
-}
+#: How long an ``Expect: 100-continue`` offer waits for the upstream's answer before the body
+#: is sent anyway (RFC 9110 section 10.1.1: a client must not wait indefinitely).
+CONTINUE_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -89,29 +87,33 @@ class _RetryableUpstreamError(Exception):
 
 @dataclass
 class _Connection:
-    """One keep-alive connection to an upstream."""
+    """One keep-alive connection to an upstream, with its h11 state machine."""
 
     key: str
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    http: h11.Connection = field(default_factory=lambda: h11.Connection(h11.CLIENT))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.writer.close()
 
+    @property
+    def reusable(self) -> bool:
+        """Both sides finished the exchange and nobody asked to close (h11 knows)."""
+        return self.http.our_state is h11.DONE and self.http.their_state is h11.DONE
 
-def json_response(status: int, payload: object, *, keep_alive: bool) -> bytes:
-    """A complete JSON response, for the proxy's own answers and the control API."""
-    body = json.dumps(payload).encode()
-    head = http1.serialize_head(
-        f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}",
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Connection", "keep-alive" if keep_alive else "close"),
-        ],
-    )
-    return head + body
+
+@dataclass
+class _Request:
+    """A client's request as the proxy forwards it: h11's head and the whole (de-chunked) body."""
+
+    head: h11.Request
+    body: bytes
+
+    @property
+    def method(self) -> bytes:
+        return self.head.method
 
 
 class ReverseProxy:
@@ -121,11 +123,14 @@ class ReverseProxy:
         self,
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        upstream_max_body_bytes: int | None = None,
         upstream_timeout_s: float = DEFAULT_UPSTREAM_TIMEOUT_S,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         client_idle_s: float = DEFAULT_CLIENT_IDLE_S,
     ):
         self.max_body_bytes = max_body_bytes
+        #: Larger bodies are offered with ``Expect: 100-continue`` (``None``: never).
+        self.upstream_max_body_bytes = upstream_max_body_bytes
         self.upstream_timeout_s = upstream_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.client_idle_s = client_idle_s
@@ -197,29 +202,34 @@ class ReverseProxy:
             self._client_tasks.add(task)
         peer = writer.get_extra_info("peername")
         client_ip = peer[0] if isinstance(peer, tuple) else ""
+        client = h11.Connection(h11.SERVER, max_incomplete_event_size=http1.MAX_HEAD_BYTES)
         try:
             while True:
                 try:
                     async with asyncio.timeout(self.client_idle_s):
-                        raw = await http1.read_head(reader)
+                        event = await http1.next_event(client, reader)
                 except TimeoutError:
                     return
-                except ProtocolError as exc:  # an oversized or truncated head
-                    writer.write(json_response(exc.status, {"error": str(exc)}, keep_alive=False))
-                    await writer.drain()
+                except h11.RemoteProtocolError as exc:  # a malformed, oversized or cut head
+                    await self._refuse(writer, exc.error_status_hint, str(exc))
                     return
-                if raw is None:
+                if not isinstance(event, h11.Request):
+                    return  # the client closed its connection
+                if http1.head_size(event) > http1.MAX_HEAD_BYTES:
+                    # h11 bounds a head still arriving; one that came whole is measured here.
+                    await self._refuse(
+                        writer, 431, f"request head larger than {http1.MAX_HEAD_BYTES} bytes"
+                    )
                     return
                 self._enter()
                 try:
-                    keep_alive = await self._serve_request(raw, reader, writer, client_ip)
+                    await self._serve_request(client, event, reader, writer, client_ip)
                 finally:
                     self._leave()
-                if not keep_alive:
+                if client.our_state is not h11.DONE or client.their_state is not h11.DONE:
                     return
-        except (ConnectionError, asyncio.IncompleteReadError, ProtocolError, OSError):
-            return
-        except asyncio.CancelledError:
+                client.start_next_cycle()
+        except (ConnectionError, OSError, h11.ProtocolError, asyncio.CancelledError):
             return
         finally:
             if task is not None:
@@ -236,106 +246,156 @@ class ReverseProxy:
         if not self._busy:
             self._quiet.set()
 
+    async def _refuse(self, writer: asyncio.StreamWriter, status: int, message: str) -> None:
+        """Answer a request the proxy cannot take and close: the rest of it may be unread."""
+        self.counters["client_errors"] += 1
+        writer.write(http1.raw_json_response(status, {"error": message}))
+        await writer.drain()
+
     async def _serve_request(
         self,
-        raw: bytes,
+        client: h11.Connection,
+        head: h11.Request,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         client_ip: str,
-    ) -> bool:
-        """Read one request, answer it; return whether the client connection stays open."""
+    ) -> None:
+        """Read one request's body, forward the request, relay the answer."""
         self.counters["requests"] += 1
         try:
-            request = http1.parse_request(raw)
-            keep_alive = http1.wants_keep_alive(request, request.third)
-            if "100-continue" in request.tokens("expect") and request.third == "HTTP/1.1":
-                declared = http1.content_length(request)
-                if declared is not None and declared > self.max_body_bytes:
+            declared = _content_length(head.headers)
+            if declared is not None and declared > self.max_body_bytes:
+                raise ProtocolError(413, f"request body larger than {self.max_body_bytes} bytes")
+            if client.they_are_waiting_for_100_continue:
+                # The client waits before sending: refuse now what the model server would
+                # refuse once it is sent.
+                limit = self.upstream_max_body_bytes
+                if declared is not None and limit is not None and declared > limit:
+                    raise ProtocolError(413, f"request body larger than {limit} bytes")
+                writer.write(
+                    client.send(
+                        h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+                    )
+                )
+            body = await self._read_body(client, reader)
+        except ProtocolError as exc:
+            await self._refuse(writer, exc.status, str(exc))
+            return
+        except h11.RemoteProtocolError as exc:
+            await self._refuse(writer, exc.error_status_hint, str(exc))
+            return
+        await self._forward(client, _Request(head, body), writer, client_ip)
+
+    async def _read_body(self, client: h11.Connection, reader: asyncio.StreamReader) -> bytes:
+        """The whole request body, refused with 413 past ``max_body_bytes``.
+
+        Buffered on purpose: a request whose upstream connection fails before any response byte
+        arrives is re-sent on a fresh connection, which needs the body.
+        """
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            event = await http1.next_event(client, reader)
+            if isinstance(event, h11.EndOfMessage):
+                return b"".join(parts)
+            if isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > self.max_body_bytes:
                     raise ProtocolError(
                         413, f"request body larger than {self.max_body_bytes} bytes"
                     )
-                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            body = await http1.read_body(reader, request, self.max_body_bytes)
-        except ProtocolError as exc:
-            # The rest of the request may still be unread: never reuse this connection.
-            self.counters["client_errors"] += 1
-            writer.write(json_response(exc.status, {"error": str(exc)}, keep_alive=False))
-            await writer.drain()
-            return False
-        return await self._forward(request, body, writer, client_ip, keep_alive)
+                parts.append(event.data)
 
-    def _upstream_request(self, request: Message, body: bytes, client_ip: str) -> bytes:
+    async def _answer(
+        self, client: h11.Connection, writer: asyncio.StreamWriter, status: int, payload: object
+    ) -> None:
+        """One of the proxy's own JSON answers on a connection that may stay open."""
+        body = http1.json_body(status, payload)
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        if status == 504:
+            headers.append((b"connection", b"close"))  # the upstream may still answer later
+        writer.write(client.send(h11.Response(status_code=status, headers=headers)))
+        writer.write(client.send(h11.Data(data=body)))
+        writer.write(client.send(h11.EndOfMessage()))
+        await writer.drain()
+
+    def _upstream_head(self, request: _Request, upstream: Upstream, client_ip: str) -> h11.Request:
         headers = http1.end_to_end(
-            request.headers,
-            request,
-            drop=frozenset({"content-length", "expect", "x-forwarded-for"}),
+            request.head.headers, drop=frozenset({b"content-length", b"expect", b"x-forwarded-for"})
         )
-        forwarded = request.get("x-forwarded-for")
-        headers.append(("X-Forwarded-For", f"{forwarded}, {client_ip}" if forwarded else client_ip))
-        if body or request.first not in ("GET", "HEAD", "DELETE", "OPTIONS"):
-            headers.append(("Content-Length", str(len(body))))
-        headers.append(("Connection", "keep-alive"))
-        return http1.serialize_head(f"{request.first} {request.second} HTTP/1.1", headers) + body
+        forwarded = http1.header(request.head.headers, b"x-forwarded-for")
+        address = client_ip.encode()
+        headers.append((b"x-forwarded-for", forwarded + b", " + address if forwarded else address))
+        if http1.header(headers, b"host") is None:  # HTTP/1.0 clients may leave it out
+            headers.append((b"host", upstream.key.encode()))
+        if request.body or request.method not in (b"GET", b"HEAD", b"DELETE", b"OPTIONS"):
+            headers.append((b"content-length", b"%d" % len(request.body)))
+        if self._offer_body(request.body):
+            headers.append((b"expect", b"100-continue"))
+        return h11.Request(method=request.method, target=request.head.target, headers=headers)
+
+    def _offer_body(self, body: bytes) -> bool:
+        """Whether to ask the upstream before sending ``body`` (it is larger than it accepts)."""
+        limit = self.upstream_max_body_bytes
+        return limit is not None and len(body) > limit
 
     async def _forward(
         self,
-        request: Message,
-        body: bytes,
+        client: h11.Connection,
+        request: _Request,
         writer: asyncio.StreamWriter,
         client_ip: str,
-        keep_alive: bool,
-    ) -> bool:
-        payload = self._upstream_request(request, body, client_ip)
+    ) -> None:
         for attempt in range(2):
             upstream = self.upstream
             if upstream is None:
                 self.counters["no_upstream"] += 1
-                writer.write(
-                    json_response(
-                        503,
-                        {"error": "no model server is deployed behind this endpoint"},
-                        keep_alive=keep_alive,
-                    )
+                await self._answer(
+                    client,
+                    writer,
+                    503,
+                    {"error": "no model server is deployed behind this endpoint"},
                 )
-                await writer.drain()
-                return keep_alive
+                return
             # Counted before the first await, so a drain that starts later waits for it.
             self._inflight[upstream.key] += 1
             try:
-                connection, response = await self._exchange(upstream, payload, fresh=attempt > 0)
+                head = self._upstream_head(request, upstream, client_ip)
+                connection, response = await self._exchange(
+                    upstream, head, request.body, fresh=attempt > 0
+                )
             except _RetryableUpstreamError as exc:
                 self._inflight[upstream.key] -= 1
                 if attempt == 0:
                     self.counters["retries"] += 1
                     continue
                 self.counters["upstream_errors"] += 1
-                writer.write(
-                    json_response(
-                        502, {"error": f"model server unreachable: {exc}"}, keep_alive=keep_alive
-                    )
+                await self._answer(
+                    client, writer, 502, {"error": f"model server unreachable: {exc}"}
                 )
-                await writer.drain()
-                return keep_alive
+                return
             except TimeoutError:
                 self._inflight[upstream.key] -= 1
                 self.counters["upstream_timeouts"] += 1
-                writer.write(
-                    json_response(
-                        504, {"error": "model server did not answer in time"}, keep_alive=False
-                    )
+                await self._answer(
+                    client, writer, 504, {"error": "model server did not answer in time"}
                 )
-                await writer.drain()
-                return False
+                return
             try:
-                return await self._relay_response(request, response, connection, writer, keep_alive)
+                await self._relay_response(client, response, connection, writer)
+                return
             finally:
                 self._inflight[upstream.key] -= 1
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _exchange(
-        self, upstream: Upstream, payload: bytes, *, fresh: bool
-    ) -> tuple[_Connection, Message]:
-        """Send the request and read the response head (skipping interim 1xx responses)."""
+        self, upstream: Upstream, head: h11.Request, body: bytes, *, fresh: bool
+    ) -> tuple[_Connection, h11.Response]:
+        """Send the request and read the response head (skipping interim 1xx responses).
+
+        An offered body (see :meth:`_offer_body`) is sent only after the upstream's
+        ``100 Continue`` (or after :data:`CONTINUE_WAIT_S` without an answer); a final answer
+        instead, typically its 413, is returned with the body never sent.
+        """
         connection = None if fresh else self._pooled(upstream.key)
         try:
             if connection is None:
@@ -344,21 +404,34 @@ class ReverseProxy:
                         upstream.host, upstream.port, limit=http1.MAX_HEAD_BYTES
                     )
                 connection = _Connection(upstream.key, reader, upstream_writer)
-            connection.writer.write(payload)
+            http = connection.http
+            if self._offer_body(body):
+                connection.writer.write(http.send(head))
+                await connection.writer.drain()
+                early = await self._await_continue(connection)
+                if early is not None:
+                    return connection, early  # the body stays unsent: h11 will not pool this
+                connection.writer.write(
+                    http.send(h11.Data(data=body)) + http.send(h11.EndOfMessage())
+                )
+            else:
+                data = http.send(head)
+                if body:
+                    data += http.send(h11.Data(data=body))
+                connection.writer.write(data + http.send(h11.EndOfMessage()))
             await connection.writer.drain()
             async with asyncio.timeout(self.upstream_timeout_s):
                 while True:
-                    raw = await http1.read_head(connection.reader)
-                    if raw is None:
+                    event = await http1.next_event(http, connection.reader)
+                    if isinstance(event, h11.Response):
+                        return connection, event
+                    if not isinstance(event, h11.InformationalResponse):
                         raise _RetryableUpstreamError("connection closed before a response")
-                    response = http1.parse_response(raw)
-                    if not response.second.startswith("1") or response.second == "101":
-                        return connection, response
         except TimeoutError:
             if connection is not None:
                 connection.close()
             raise
-        except (OSError, asyncio.IncompleteReadError, ProtocolError) as exc:
+        except (OSError, h11.ProtocolError) as exc:
             if connection is not None:
                 connection.close()
             raise _RetryableUpstreamError(str(exc) or type(exc).__name__) from exc
@@ -366,6 +439,23 @@ class ReverseProxy:
             if connection is not None:
                 connection.close()
             raise
+
+    async def _await_continue(self, connection: _Connection) -> h11.Response | None:
+        """The upstream's final response to an offered body, or ``None`` to send the body.
+
+        ``None`` after a ``100 Continue``, or when nothing came within :data:`CONTINUE_WAIT_S`
+        (an upstream that ignores ``Expect``).
+        """
+        try:
+            async with asyncio.timeout(CONTINUE_WAIT_S):
+                event = await http1.next_event(connection.http, connection.reader)
+        except TimeoutError:
+            return None
+        if isinstance(event, h11.Response):
+            return event
+        if isinstance(event, h11.InformationalResponse):
+            return None
+        raise _RetryableUpstreamError("connection closed before a response")
 
     def _pooled(self, key: str) -> _Connection | None:
         idle = self._idle.get(key)
@@ -378,42 +468,35 @@ class ReverseProxy:
 
     async def _relay_response(
         self,
-        request: Message,
-        response: Message,
+        client: h11.Connection,
+        response: h11.Response,
         connection: _Connection,
         writer: asyncio.StreamWriter,
-        keep_alive: bool,
-    ) -> bool:
-        """Stream the response to the client; pool the upstream connection if it stays usable."""
-        status = int(response.second)
-        client_http11 = request.third == "HTTP/1.1"
-        no_body = request.first == "HEAD" or status in (204, 304) or 100 <= status < 200
-        try:
-            chunked = not no_body and http1.is_chunked(response)
-            length = None if no_body or chunked else http1.content_length(response)
-        except ProtocolError:
-            connection.close()
-            raise
-        until_eof = not no_body and not chunked and length is None
-        reusable = http1.wants_keep_alive(response, response.first) and not until_eof
-        if until_eof or (chunked and not client_http11):
-            keep_alive = False  # the body ends when the connection does
-        headers = http1.end_to_end(response.headers, response)
-        if chunked:
-            headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
-            if client_http11:
-                headers.append(("Transfer-Encoding", "chunked"))
-        headers.append(("Connection", "keep-alive" if keep_alive else "close"))
+    ) -> None:
+        """Stream the response to the client; pool the upstream connection if it stays usable.
+
+        h11 frames the body for the client: as the upstream's ``Content-Length``, else chunked
+        for an HTTP/1.1 client, else ended by closing the connection (HTTP/1.0).
+        """
+        headers = http1.end_to_end(response.headers)
         try:
             writer.write(
-                http1.serialize_head(f"HTTP/1.1 {response.second} {response.third}", headers)
+                client.send(
+                    h11.Response(
+                        status_code=response.status_code, headers=headers, reason=response.reason
+                    )
+                )
             )
-            if chunked:
-                await http1.relay_chunked(connection.reader, writer, dechunk=not client_http11)
-            elif length:
-                await http1.relay_exact(connection.reader, writer, length)
-            elif until_eof:
-                await http1.relay_until_eof(connection.reader, writer)
+            while True:
+                event = await http1.next_event(connection.http, connection.reader)
+                if isinstance(event, h11.Data):
+                    writer.write(client.send(h11.Data(data=event.data)))
+                    await writer.drain()
+                elif isinstance(event, h11.EndOfMessage):
+                    writer.write(client.send(h11.EndOfMessage()))
+                    break
+                else:
+                    raise ConnectionError("upstream closed in the middle of its response")
             await writer.drain()
         except BaseException:
             # Half a response went out (or the client left): neither side can be reused.
@@ -421,11 +504,16 @@ class ReverseProxy:
             self.counters["aborted_responses"] += 1
             raise
         current = self.upstream
-        if reusable and current is not None and current.key == connection.key:
+        if connection.reusable and current is not None and current.key == connection.key:
+            connection.http.start_next_cycle()
             self._idle[connection.key].append(connection)
         else:
             connection.close()
-        return keep_alive
+
+
+def _content_length(headers) -> int | None:
+    value = http1.header(headers, b"content-length")
+    return int(value) if value is not None and value.isdigit() else None
 
 
 class ControlServer:
@@ -438,38 +526,45 @@ class ControlServer:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One request per connection (the deployer makes a handful of calls per roll)."""
+        http = h11.Connection(h11.SERVER, max_incomplete_event_size=http1.MAX_HEAD_BYTES)
         try:
-            raw = await http1.read_head(reader)
-            if raw is None:
+            request = await http1.next_event(http, reader)
+            if not isinstance(request, h11.Request):
                 return
-            request = http1.parse_request(raw)
-            body = await http1.read_body(reader, request, 64 * 1024)
+            body = b""
+            while not isinstance(event := await http1.next_event(http, reader), h11.EndOfMessage):
+                if isinstance(event, h11.Data):
+                    body += event.data
+                    if len(body) > 64 * 1024:
+                        raise ProtocolError(413, "control request body larger than 64 KiB")
             status, payload = await self._dispatch(request, body)
         except (KeyError, ValueError, TypeError) as exc:
             status, payload = 400, {"error": f"bad control request: {exc!r}"}
         except ProtocolError as exc:
             status, payload = exc.status, {"error": str(exc)}
-        except (ConnectionError, asyncio.IncompleteReadError, OSError):
+        except h11.RemoteProtocolError as exc:
+            status, payload = exc.error_status_hint, {"error": str(exc)}
+        except (ConnectionError, OSError):
             return
         try:
-            writer.write(json_response(status, payload, keep_alive=False))
+            writer.write(http1.raw_json_response(status, payload))
             await writer.drain()
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    def _authorised(self, request: Message) -> bool:
-        supplied = (request.get("authorization") or "").removeprefix("Bearer ").encode()
+    def _authorised(self, request: h11.Request) -> bool:
+        supplied = (http1.header(request.headers, b"authorization") or b"").removeprefix(b"Bearer ")
         return hmac.compare_digest(supplied, self._token)
 
-    async def _dispatch(self, request: Message, body: bytes) -> tuple[int, object]:
+    async def _dispatch(self, request: h11.Request, body: bytes) -> tuple[int, object]:
         if not self._authorised(request):
             return 401, {"error": "missing or wrong bearer token"}
         try:
             data = json.loads(body) if body else {}
         except json.JSONDecodeError as exc:
             return 400, {"error": f"body is not JSON: {exc}"}
-        route = (request.first, request.second)
+        route = (request.method.decode(), request.target.decode("latin-1"))
         if route == ("GET", "/status"):
             return 200, {**self.proxy.status(), "control_port": self.port}
         if route == ("PUT", "/upstream"):
@@ -489,7 +584,7 @@ class ControlServer:
                 key, float(data.get("timeout_s", DEFAULT_DRAIN_TIMEOUT_S))
             )
             return 200, {"upstream": key, "inflight": remaining, "drained": remaining == 0}
-        return 404, {"error": f"no control route {request.first} {request.second}"}
+        return 404, {"error": f"no control route {route[0]} {route[1][:100]}"}
 
 
 def _write_ready_file(path: Path, payload: dict) -> None:
@@ -505,6 +600,7 @@ async def run_proxy(args: argparse.Namespace, token: str) -> None:
     """Listen on the stable port and the control port until SIGTERM/SIGINT, then drain."""
     proxy = ReverseProxy(
         max_body_bytes=args.max_body_bytes,
+        upstream_max_body_bytes=args.upstream_max_body_bytes,
         upstream_timeout_s=args.upstream_timeout_s,
         client_idle_s=args.client_idle_s,
     )
@@ -551,6 +647,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--ready-file", required=True, help="written with pid and ports once listening"
     )
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument(
+        "--upstream-max-body-bytes",
+        type=int,
+        default=None,
+        help="the model server's body limit: larger bodies are offered with Expect: 100-continue",
+    )
     parser.add_argument("--upstream-timeout-s", type=float, default=DEFAULT_UPSTREAM_TIMEOUT_S)
     parser.add_argument("--client-idle-s", type=float, default=DEFAULT_CLIENT_IDLE_S)
     parser.add_argument("--drain-timeout-s", type=float, default=DEFAULT_DRAIN_TIMEOUT_S)

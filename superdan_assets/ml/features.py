@@ -127,6 +127,8 @@ _FALSE = frozenset({"false", "f", "no", "n", "0"})
 # digits), then the street with its direction prefix.
 _BLOCK = re.compile(r"^(?P<digits>\d*)(?P<mask>X+) (?P<street>.+)$")
 _DIRECTIONS = frozenset({"N", "S", "E", "W"})
+#: Chicago's addresses have at most five digits; beyond this a block number is not an address.
+_MAX_BLOCK_DIGITS = 9
 
 #: Prepared incidents: column name -> one numpy array per column (object arrays for text,
 #: ``None`` for missing; float arrays with NaN; ``datetime64[ns]`` for ``date``).
@@ -164,7 +166,13 @@ def parse_block(block: str) -> tuple[float, str | None, str | None]:
     match = _BLOCK.match(text)
     if not match:
         return (np.nan, text or None, None)
-    number = float(int(match["digits"] or "0") * 10 ** len(match["mask"]))
+    digits = match["digits"].lstrip("0")
+    if len(digits) + len(match["mask"]) > _MAX_BLOCK_DIGITS:
+        # No street is numbered that high: a hostile or garbled value. Its number is unknown
+        # (and would overflow a float, or exceed Python's int-parsing limit, if computed).
+        number = np.nan
+    else:
+        number = float(int(digits or "0") * 10 ** len(match["mask"]))
     street = match["street"]
     first = street.split(" ", 1)[0]
     return (number, street, first if first in _DIRECTIONS else None)
@@ -218,7 +226,9 @@ def _coordinate_key(
 ) -> np.ndarray:
     """``"<lat index>:<lon index>"`` of a grid of ``step`` degrees; ``None`` without a point."""
     out = np.full(len(latitude), None, dtype=object)
-    located = np.isfinite(latitude) & np.isfinite(longitude)
+    # Off the globe is no place (and would overflow the int64 grid index into garbage keys).
+    # NaN compares false, so this also leaves out missing coordinates.
+    located = (np.abs(latitude) <= 90.0) & (np.abs(longitude) <= 180.0)
     if located.any():
         lat_code = rounding(latitude[located] / step).astype(np.int64).astype(str)
         lon_code = rounding(longitude[located] / step).astype(np.int64).astype(str)
@@ -539,14 +549,12 @@ class IncidentFeatures(TransformerMixin, BaseEstimator):
             index, sizes, sums = self.history_[name]
             where = _positions(index, history_key(prepared, HISTORY_KEYS[name]))
             found = where >= 0
-            if len(sizes) == 0:
-                # A field this city does not have (Rochester has no blocks): no history at
-                # all, which is what a missing field means, not an error.
-                n = s = np.zeros(len(where))
-            else:
-                at = np.where(found, where, 0)
-                n = np.where(found, sizes[at], 0.0)
-                s = np.where(found, sums[at], 0.0)
+            # Indexed by the found rows only: a table can be empty (no training row had that
+            # key, e.g. a city without blocks), and indexing it with -1 would raise.
+            n = np.zeros(len(where))
+            s = np.zeros(len(where))
+            n[found] = sizes[where[found]]
+            s[found] = sums[where[found]]
             out[name] = self._history_features(n, s, self.prior_, days)
         return out
 

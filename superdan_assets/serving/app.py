@@ -226,14 +226,22 @@ class InferenceApp:
         return 200, payload, list(_JSON_HEADERS)
 
     async def _read_body(self, request_headers: dict[str, str], receive: Receive) -> bytes:
-        """The request body, refused with 413 as soon as it is known to exceed the limit."""
+        """The request body, or a 413 once it is known to exceed the limit.
+
+        A body over the limit is still read (and dropped), up to :func:`discard_limit`, before
+        the 413 goes out: closing a connection with unread data makes the kernel reset it,
+        and a client still sending would get a connection reset instead of the 413. A client
+        that sent ``Expect: 100-continue`` has not sent its body yet, so it is refused at once.
+        """
         limit = self.settings.max_payload_bytes
         too_large = ClientError(
             413, f"request body exceeds the limit of {limit} bytes (SAGEMAKER_MAX_PAYLOAD_IN_MB)"
         )
         declared = request_headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise too_large
+            waiting = "100-continue" in request_headers.get("expect", "").lower()
+            if waiting or int(declared) > discard_limit(limit):
+                raise too_large
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -243,10 +251,25 @@ class InferenceApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise too_large
-            chunks.append(chunk)
+                chunks.clear()
+                if size > discard_limit(limit):
+                    raise too_large
+            else:
+                chunks.append(chunk)
             if not message.get("more_body", False):
+                if size > limit:
+                    raise too_large
                 return b"".join(chunks)
+
+
+def discard_limit(limit: int) -> int:
+    """How much of a too-large body is read and dropped so its 413 arrives (see ``_read_body``).
+
+    Four times the limit, at least 16 MiB: covers SageMaker's own 6 MB cap whatever the limit;
+    beyond it the connection is closed without reading on (reading costs the server little,
+    but not without bound).
+    """
+    return max(4 * limit, 16 * 1024 * 1024)
 
 
 class _Disconnected(Exception):

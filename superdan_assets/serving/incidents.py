@@ -50,6 +50,7 @@ _FLOAT_CODE = re.compile(r"^(\d+)\.0+$")
 # (whole days inside that range, so the bounds themselves convert without rounding).
 _MIN_TIME = datetime(1677, 9, 22)
 _MAX_TIME = datetime(2262, 4, 11)
+_DEGREE_LIMITS = {"latitude": 90.0, "longitude": 180.0}
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,20 @@ def _kind(value: Any) -> str:
 
 
 def _text(value: Any) -> str | None:
-    """A string field: stripped, blank -> missing. Numbers are accepted as their text."""
+    """A string field: stripped, blank -> missing. Numbers are accepted as their text.
+
+    A lone surrogate (JSON allows the escape ``"\\ud800"``; it is no Unicode character) is
+    refused: the model's string columns are UTF-8, which cannot hold one.
+    """
     if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise _Bad(
+                    f"is not valid Unicode: lone surrogate {value[exc.start]!r} at "
+                    f"character {exc.start}"
+                ) from None
         return value.strip() or None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Bad(f"must be a string, got {_kind(value)}")
@@ -211,9 +224,23 @@ def _flag(value: Any) -> bool | None:
     raise _Bad(f"must be true or false, got {value[:40]!r}")
 
 
+def _degrees(limit: float) -> Callable[[Any], float]:
+    """A coordinate: a number within +-``limit`` degrees (a point off the globe is no place)."""
+
+    def convert(value: Any) -> float:
+        number = _number(value)
+        if abs(number) > limit:
+            raise _Bad(f"must be between -{limit:g} and {limit:g} degrees, got {number:g}")
+        return number
+
+    return convert
+
+
 def _converter(name: str, dtype: str) -> Callable[[Any], Any]:
     if dtype == TIMESTAMP:
         return _timestamp
+    if name in _DEGREE_LIMITS:
+        return _degrees(_DEGREE_LIMITS[name])
     if dtype == FLOAT:
         return _number
     if dtype == BOOLEAN:

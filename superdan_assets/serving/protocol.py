@@ -63,8 +63,11 @@ def request_format(content_type: str | None) -> tuple[str, str]:
     charset = params.get("charset", "utf-8")
     try:
         codec = codecs.lookup(charset).name
+        # Only text encodings: str.encode refuses bytes-to-bytes codecs such as base64 or zlib,
+        # which ``bytes.decode`` would refuse too, but only once the body has been read.
+        "".encode(codec)
     except LookupError:
-        raise ClientError(415, f"unsupported charset {charset!r}; send utf-8") from None
+        raise ClientError(415, f"unsupported charset {charset[:40]!r}; send utf-8") from None
     return kind, codec
 
 
@@ -101,8 +104,8 @@ def decode_incidents(body: bytes, kind: str, codec: str) -> IncidentColumns:
         raise ClientError(400, "empty request body; send at least one incident")
     try:
         text = body.decode(codec)
-    except UnicodeDecodeError as exc:
-        raise ClientError(400, f"body is not valid {codec}: {exc}") from None
+    except UnicodeError as exc:  # UnicodeDecodeError, and what idna/punycode raise instead
+        raise ClientError(400, f"body is not valid {codec}: {str(exc)[:200]}") from None
     text = text.removeprefix("\ufeff")
     try:
         incidents = _decode_json(text) if kind == JSON else _decode_csv(text)

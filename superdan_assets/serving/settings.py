@@ -56,6 +56,16 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -
     return value
 
 
+def max_payload_bytes(env: Mapping[str, str] | None = None) -> int:
+    """The request body limit of ``SAGEMAKER_MAX_PAYLOAD_IN_MB`` (MiB), in bytes.
+
+    Also read by the local endpoint's proxy, so it knows which bodies the server will refuse.
+    """
+    env = os.environ if env is None else env
+    megabytes = _number(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB, 0)
+    return int(megabytes * 1024 * 1024)
+
+
 def resolve_settings(
     *,
     model_dir: str | os.PathLike | None = None,
@@ -76,14 +86,13 @@ def resolve_settings(
         workers = int(_number(env, "SAGEMAKER_MODEL_SERVER_WORKERS", os.cpu_count() or 1, 1))
     if workers < 1:
         raise SettingsError(f"workers must be at least 1, got {workers}")
-    megabytes = _number(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB, 0)
     return ServeSettings(
         model_dir=Path(model_dir or DEFAULT_MODEL_DIR),
         host=host,
         port=port,
         workers=workers,
         timeout_s=_number(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", DEFAULT_TIMEOUT_S, 1),
-        max_payload_bytes=int(megabytes * 1024 * 1024),
+        max_payload_bytes=max_payload_bytes(env),
         micro_batching=micro_batching,
         batch_wait_s=_number(env, "SUPERDAN_BATCH_WAIT_MS", DEFAULT_BATCH_WAIT_MS, 0) / 1000,
         access_log=access_log,

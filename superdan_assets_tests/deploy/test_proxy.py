@@ -22,8 +22,11 @@ import pytest
 from superdan_assets.deploy import processes
 from superdan_assets.deploy.proxy import TOKEN_ENV
 from superdan_assets.deploy.proxy_control import ProxyControl, ProxyControlError
+from superdan_assets_tests.waiting import wait_until
 
 TOKEN = "test-token"
+#: The upstreams' body limit, passed to the proxy as --upstream-max-body-bytes.
+UPSTREAM_LIMIT = 300
 
 
 class _Upstream(BaseHTTPRequestHandler):
@@ -60,11 +63,29 @@ class _Upstream(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             self._send(200, b"answered on retry")
-        elif self.path.startswith("/slow"):
-            time.sleep(float(self.path.split("=")[1]))
+        elif self.path == "/held":
+            # Answered only once the test releases it: a request that stays in flight for as
+            # long as the test needs, with no guess at how long that is.
+            self.server.held.set()
+            assert self.server.release.wait(30), "the test never released /held"
+            self.server.held_answered_at = time.monotonic()
             self._send(200, self.server.name.encode())
         else:
             self._send(200, self.server.name.encode(), {"X-Upstream": self.server.name})
+
+    def do_HEAD(self) -> None:
+        # Headers of the GET answer, Content-Length included, and no body.
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.server.name)))
+        self.end_headers()
+
+    def handle_expect_100(self) -> bool:
+        """Like the model server: refuse an offered body over the limit before it is sent."""
+        if int(self.headers.get("Content-Length", 0)) > UPSTREAM_LIMIT:
+            self.server.offers_refused += 1
+            self._send(413, b"upstream refused the offered body", {"Connection": "close"})
+            return False
+        return super().handle_expect_100()
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -79,6 +100,10 @@ class _UpstreamServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Upstream)
         self.name = name
         self.dropped = False
+        self.offers_refused = 0
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self.held_answered_at = 0.0
         self.lock = threading.Lock()
 
     @property
@@ -93,6 +118,7 @@ def upstreams() -> Iterator[tuple[_UpstreamServer, _UpstreamServer]]:
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield servers
     for server in servers:
+        server.release.set()
         server.shutdown()
         server.server_close()
 
@@ -113,14 +139,13 @@ def proxy(tmp_path: Path) -> Iterator[tuple[int, ProxyControl]]:
             str(ready),
             "--max-body-bytes",
             "1000",
+            "--upstream-max-body-bytes",
+            str(UPSTREAM_LIMIT),
         ],
         log_path=tmp_path / "proxy.log",
         env={**os.environ, TOKEN_ENV: TOKEN},
     )
-    deadline = time.monotonic() + 15
-    while not ready.exists():
-        assert time.monotonic() < deadline, (tmp_path / "proxy.log").read_text()
-        time.sleep(0.02)
+    wait_until(ready.exists, timeout_s=15, what=f"the proxy's ready file ({tmp_path})")
     info = json.loads(ready.read_text())
     assert info["pid"] == handle.pid and info["port"] == port
     yield port, ProxyControl(info["control_port"], TOKEN)
@@ -169,17 +194,31 @@ def test_drain_waits_for_requests_in_flight_to_the_old_upstream(proxy, upstreams
     blue, green = upstreams
     control.set_upstream("127.0.0.1", blue.port)
     answers: list[bytes] = []
-    slow = threading.Thread(target=lambda: answers.append(_get(port, "/slow?s=0.8")[1]))
-    slow.start()
-    time.sleep(0.2)  # the slow request is now in flight to blue
+    held = threading.Thread(target=lambda: answers.append(_get(port, "/held")[1]))
+    held.start()
+    assert blue.held.wait(10), "the request never reached blue"
     control.set_upstream("127.0.0.1", green.port)
-    started = time.monotonic()
-    drained = control.drain("127.0.0.1", blue.port, timeout_s=5.0)
-    waited = time.monotonic() - started
-    slow.join()
-    assert drained["drained"] and 0.3 < waited < 5.0
+    # While the request is held, a drain cannot finish: it says so when its time runs out.
+    assert control.drain("127.0.0.1", blue.port, timeout_s=0.2) == {
+        "upstream": f"127.0.0.1:{blue.port}",
+        "inflight": 1,
+        "drained": False,
+    }
+    assert _get(port, "/")[1] == b"green", "new requests already go to green"
+    # A drain in progress returns only after the held request was answered.
+    drained: list[dict] = []
+    drainer = threading.Thread(
+        target=lambda: drained.append(
+            {**control.drain("127.0.0.1", blue.port, timeout_s=10.0), "at": time.monotonic()}
+        )
+    )
+    drainer.start()
+    blue.release.set()
+    drainer.join(20)
+    held.join(20)
+    assert drained and drained[0]["drained"] and drained[0]["inflight"] == 0
+    assert blue.held_answered_at <= drained[0]["at"]
     assert answers == [b"blue"], "the request in flight finished on the old upstream"
-    assert _get(port, "/")[1] == b"green"
 
 
 def test_a_connection_closed_before_the_response_is_retried(proxy, upstreams):
@@ -219,7 +258,7 @@ def test_framing_chunked_bodies_and_limits(proxy, upstreams):
     assert too_big.status == 413 and "larger than 1000" in json.loads(too_big.read())["error"]
 
     assert _raw_exchange(port, b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.1 400 ")
-    huge_head = b"GET / HTTP/1.1\r\nX-Filler: " + b"x" * 70_000 + b"\r\n\r\n"
+    huge_head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Filler: " + b"x" * 70_000 + b"\r\n\r\n"
     assert _raw_exchange(port, huge_head).startswith(b"HTTP/1.1 431 ")
 
 
@@ -255,3 +294,41 @@ def test_expect_continue_and_http10_clients(proxy, upstreams):
     head, _, body = answer.partition(b"\r\n\r\n")
     assert b"200" in head.split(b"\r\n")[0] and b"chunked" not in head.lower()
     assert b"Connection: close" in head and body == b"alpha-beta-gamma"
+
+
+def test_a_body_over_the_upstream_limit_is_offered_and_refused_before_it_is_sent(proxy, upstreams):
+    """The upstream's own 413 reaches the client (not a 502 from a reset connection)."""
+    port, control = proxy
+    blue, _ = upstreams
+    control.set_upstream("127.0.0.1", blue.port)
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    client.request("POST", "/invocations", body=b"y" * (UPSTREAM_LIMIT + 1))
+    refused = client.getresponse()
+    assert (refused.status, refused.read()) == (413, b"upstream refused the offered body")
+    assert blue.offers_refused == 1
+    # The client sent its whole body, so its connection stays usable; the upstream's is not.
+    client.request("POST", "/invocations", body=b"z" * UPSTREAM_LIMIT)
+    assert json.loads(client.getresponse().read())["got"] == "z" * UPSTREAM_LIMIT
+    counters = control.status()["counters"]
+    assert counters.get("retries", 0) == 0 and counters.get("upstream_errors", 0) == 0
+
+    # A client that itself waits for "100 Continue" is refused by the proxy from the head.
+    head = (
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+        b"Expect: 100-continue\r\n\r\n" % (UPSTREAM_LIMIT + 1)
+    )
+    answer = _raw_exchange(port, head)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["status"] == 413
+
+
+def test_a_head_answer_has_no_body_and_the_connection_carries_on(proxy, upstreams):
+    port, control = proxy
+    blue, _ = upstreams
+    control.set_upstream("127.0.0.1", blue.port)
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    client.request("HEAD", "/")
+    head = client.getresponse()
+    assert (head.status, head.getheader("Content-Length"), head.read()) == (200, "4", b"")
+    response, body = _get(port, "/", client)  # the same connection, and the pooled upstream one
+    assert (response.status, body) == (200, b"blue")

@@ -40,6 +40,37 @@ def test_unparseable_block_keeps_the_text_as_street():
     assert (street, direction) == ("O'HARE AIRPORT", None)
 
 
+@pytest.mark.parametrize(
+    "block",
+    ["1" + "X" * 400 + " S STATE ST", "9" * 5000 + "XX S STATE ST", "0" * 9 + "1" + "X" * 9 + " A"],
+)
+def test_a_block_number_no_street_has_is_unknown_not_an_overflow(block):
+    number, street, direction = parse_block(block)
+    assert math.isnan(number)
+    assert direction == (None if street == "A" else "S")
+    assert parse_block("0" * 400 + "45XX S STATE ST")[0] == 4500.0  # leading zeros are free
+
+
+def test_coordinates_off_the_globe_are_no_place():
+    prepared = prepare_incidents(
+        pd.DataFrame({"latitude": [41.88, 1e308, 91.0, np.nan], "longitude": [-87.63, 0.0, 0, 0]})
+    )
+    assert prepared["point"][0] == "4188000:-8763000"
+    assert list(prepared["point"][1:]) == [None, None, None]
+    assert list(prepared["cell"][1:]) == [None, None, None]
+
+
+def test_a_history_key_no_training_row_had_gives_zero_history_not_an_error():
+    """A city (or a window) without blocks: the block tables are empty, scoring still works."""
+    train = synthetic_incidents("2017-01-01", days=30, per_day=20, seed=3).assign(block=None)
+    labels = (train["primary_type"] == "BURGLARY").astype(int)
+    features = IncidentFeatures(min_category_count=1).fit(train, labels)
+    assert len(features.history_["block"][1]) == 0
+    scored = features.transform(train.head(3).assign(block="045XX S MARSHFIELD AVE"))
+    assert (scored["history_block_per_day"] == 0).all()
+    assert np.isfinite(scored["history_block_burglary_share"]).all()
+
+
 def test_time_features_by_hand():
     dates = pd.Series(
         pd.to_datetime(["2017-03-05 14:30:00", "2016-01-01 00:00:00", "2018-06-01 12:00:00"])

@@ -119,3 +119,65 @@ def server(model_dir, tmp_path_factory) -> Iterator[RunningServer]:
     )
     yield running
     stop_server(running)
+
+
+#: The real-model server's body limit: room for thousands of rows, and quick to exceed.
+REAL_MAX_PAYLOAD_MB = "0.25"
+REAL_MAX_PAYLOAD_BYTES = int(float(REAL_MAX_PAYLOAD_MB) * 1024 * 1024)
+
+
+@pytest.fixture(scope="session")
+def real_model_dir(tmp_path_factory) -> Path:
+    """The production pipeline trained once per session (see ``real_model``)."""
+    from superdan_assets_tests.serving.real_model import train_real_model
+
+    return train_real_model(tmp_path_factory.mktemp("real-model"))
+
+
+@pytest.fixture(scope="session")
+def real_server(real_model_dir, tmp_path_factory) -> Iterator[RunningServer]:
+    """``superdan serve`` on the real model: two workers, a 256 KiB body limit."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("real-server-log") / "server.log"
+    env = server_env(SAGEMAKER_MAX_PAYLOAD_IN_MB=REAL_MAX_PAYLOAD_MB)
+    running = start_server(
+        ["serve", "--model-dir", str(real_model_dir), "--port", str(port), "--workers", "2"],
+        port,
+        log,
+        env,
+    )
+    yield running
+    stop_server(running)
+
+
+@dataclass
+class RunningEndpoint:
+    """A deployed local endpoint: the stable URL is the proxy's; ``endpoint`` manages it."""
+
+    endpoint: object
+    url: str
+    server_pid: int
+    proxy_pid: int
+
+
+@pytest.fixture(scope="session")
+def real_endpoint(real_model_dir, tmp_path_factory) -> Iterator[RunningEndpoint]:
+    """The real model deployed as the main job deploys it: proxy in front of ``superdan serve``."""
+    from superdan_assets.deploy.local import LocalEndpoint
+
+    endpoint = LocalEndpoint(
+        tmp_path_factory.mktemp("endpoint") / "state",
+        ping_timeout_s=90.0,
+        drain_timeout_s=10.0,
+        stop_grace_s=15.0,
+        server_env={
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB": REAL_MAX_PAYLOAD_MB,
+            "PYTHONPATH": str(REPO_ROOT),
+        },
+    )
+    try:
+        result = endpoint.deploy(real_model_dir)
+        status = endpoint.status()
+        yield RunningEndpoint(endpoint, result.url, status.server_pid, status.proxy_pid)
+    finally:
+        endpoint.stop()

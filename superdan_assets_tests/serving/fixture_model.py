@@ -83,22 +83,36 @@ def write_fixture_model(directory: Path) -> Path:
 class SlowModel:
     """A fitted pipeline that takes its time: for tests of a busy or stuck worker.
 
-    Sleeps ``large_call_seconds`` in a call of at least ``large_rows`` incidents (a big request)
-    and ``hang_seconds`` when an incident's ``block`` is ``"HANG"`` (a model call that hangs).
+    A call of at least ``large_rows`` incidents (a big request) is held by a gate when
+    ``gate_dir`` is set: it creates ``gate_dir/started``, then waits until the test creates
+    ``gate_dir/release`` (files, because the model runs in the server's worker process). So a
+    test knows the call is running, and for exactly as long as it needs, without guessing
+    durations. ``hang_seconds`` is slept when an incident's ``block`` is ``"HANG"`` (a model
+    call that hangs past the server's timeout).
     """
 
-    def __init__(self, pipeline, large_call_seconds=0.0, large_rows=1000, hang_seconds=0.0):
+    def __init__(self, pipeline, large_rows=1000, hang_seconds=0.0, gate_dir=None):
         self.pipeline = pipeline
-        self.large_call_seconds = large_call_seconds
         self.large_rows = large_rows
         self.hang_seconds = hang_seconds
+        self.gate_dir = gate_dir
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         if (frame["block"] == "HANG").any():
             time.sleep(self.hang_seconds)
-        if len(frame) >= self.large_rows:
-            time.sleep(self.large_call_seconds)
+        if len(frame) >= self.large_rows and self.gate_dir is not None:
+            gate = Path(self.gate_dir)
+            (gate / "started").touch()
+            deadline = time.monotonic() + GATE_TIMEOUT_S
+            while not (gate / "release").exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{gate}/release never appeared")
+                time.sleep(0.01)
         return self.pipeline.predict_proba(frame)
+
+
+#: Longest a gated model call waits for its release before failing.
+GATE_TIMEOUT_S = 60.0
 
 
 def write_slow_model(directory: Path, **slowness: float) -> Path:

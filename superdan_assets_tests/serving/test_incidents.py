@@ -17,7 +17,12 @@ from superdan_assets.serving.incidents import (
     columns_from_table,
     to_frame,
 )
-from superdan_assets.serving.protocol import ClientError, response_format
+from superdan_assets.serving.protocol import (
+    ClientError,
+    decode_incidents,
+    request_format,
+    response_format,
+)
 from superdan_assets.serving.settings import SettingsError, resolve_settings
 
 CODES = st.one_of(
@@ -181,3 +186,36 @@ def test_a_request_that_breaks_the_shared_call_fails_alone():
     first, second, third = asyncio.run(run())
     assert first.tolist() == [0.0] and third.tolist() == [0.0]
     assert isinstance(second, ValueError)
+
+
+def test_lone_surrogates_and_off_globe_coordinates_are_refused_with_the_field():
+    with pytest.raises(InvalidIncidents) as refused:
+        columns_from_records(
+            [
+                {"date": "2018-03-04T13:00:00", "block": "01XX \ud800 ST"},
+                {"date": "2018-03-04T13:00:00", "latitude": 90.5, "longitude": -181},
+            ]
+        )
+    problems = {(e.row, e.field): e.message for e in refused.value.errors}
+    assert "lone surrogate" in problems[(0, "block")]
+    assert "between -90 and 90" in problems[(1, "latitude")]
+    assert "between -180 and 180" in problems[(1, "longitude")]
+    edge = columns_from_records(
+        [{"date": "2018-03-04T13:00:00", "latitude": -90, "longitude": 180}]
+    )
+    assert (edge.columns["latitude"], edge.columns["longitude"]) == ([-90.0], [180.0])
+
+
+@pytest.mark.parametrize("charset", ["base64", "zlib", "rot13", "nope"])
+def test_charsets_that_are_not_text_encodings_are_415(charset):
+    with pytest.raises(ClientError) as refused:
+        request_format(f"application/json; charset={charset}")
+    assert refused.value.status == 415
+
+
+def test_a_body_its_codec_cannot_decode_is_400():
+    """idna raises a plain UnicodeError, not UnicodeDecodeError: still the client's mistake."""
+    kind, codec = request_format("application/json; charset=idna")
+    with pytest.raises(ClientError) as refused:
+        decode_incidents(b"xn--" + b"a" * 100, kind, codec)
+    assert refused.value.status == 400 and "not valid idna" in refused.value.message

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 import requests
@@ -26,6 +25,7 @@ from superdan_assets_tests.serving.conftest import (
     stop_server,
 )
 from superdan_assets_tests.serving.fixture_model import VERSION
+from superdan_assets_tests.waiting import wait_until
 
 INCIDENT = b'{"instances": [{"date": "2018-03-04T13:00:00"}]}'
 
@@ -43,9 +43,7 @@ class InProcessServer:
 
     def __enter__(self) -> str:
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: self.server.started, timeout_s=10, what="uvicorn to start")
         return f"http://127.0.0.1:{self.port}"
 
     def __exit__(self, *exc) -> None:
@@ -72,10 +70,11 @@ def test_ping_is_503_until_the_model_is_loaded(model_dir):
         )
         assert early.status_code == 503 and "not loaded" in early.json()["error"]
         gate.set()
-        deadline = time.monotonic() + 10
-        while requests.get(f"{url}/ping", timeout=5).status_code != 200:
-            assert time.monotonic() < deadline, "model never became ready"
-            time.sleep(0.02)
+        wait_until(
+            lambda: requests.get(f"{url}/ping", timeout=5).status_code == 200,
+            timeout_s=10,
+            what="the model to become ready",
+        )
         ok = requests.post(
             f"{url}/invocations",
             data=INCIDENT,
@@ -93,9 +92,7 @@ def test_failed_load_keeps_ping_503_and_tells_the_process():
 
     app = InferenceApp(loader=broken_loader, on_load_failure=failures.append)
     with InProcessServer(app) as url:
-        deadline = time.monotonic() + 5
-        while not failures and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: failures, timeout_s=5, what="the load failure to be reported")
         assert [str(f) for f in failures] == ["disk gone"]
         ping = requests.get(f"{url}/ping", timeout=5)
         assert ping.status_code == 503 and ping.json()["error"] == "model failed"
@@ -195,20 +192,21 @@ def test_sigterm_lets_an_in_flight_request_finish(model_dir, tmp_path):
         client = socket.create_connection(("127.0.0.1", port), timeout=20)
         head = (
             "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(INCIDENT)}\r\n\r\n"
+            f"Content-Length: {len(INCIDENT)}\r\nExpect: 100-continue\r\n\r\n"
         ).encode()
-        client.sendall(head + INCIDENT[:10])  # the request is now in flight
-        time.sleep(0.3)
+        client.sendall(head)
+        # The server says "100 Continue" when the application asks for the body: from then on
+        # the request is certainly in flight inside a worker (no guess at how long that takes).
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            chunk = client.recv(1)  # the socket's 20 s timeout is the deadline
+            assert chunk, "the server closed the connection"
+            interim += chunk
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        client.sendall(INCIDENT[:10])
         running.process.send_signal(signal.SIGTERM)
         # New connections are refused while the in-flight request is still open.
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            except OSError:
-                break
-            assert time.monotonic() < deadline, "still accepting connections after SIGTERM"
-            time.sleep(0.05)
+        wait_until(lambda: not _accepts(port), timeout_s=10, what="new connections to be refused")
         assert running.process.poll() is None
         client.sendall(INCIDENT[10:])
         answer = b""
@@ -224,6 +222,14 @@ def test_sigterm_lets_an_in_flight_request_finish(model_dir, tmp_path):
     finally:
         stop_server(running)
     assert "received SIGTERM" in running.logs()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def test_serving_never_imports_dagster():
