@@ -31,27 +31,31 @@ class EndpointDownError(RuntimeError):
 
 def build_endpoint_health_sensor(
     endpoint: EndpointResource,
+    city: str,
+    spec_port: int | None = None,
     *,
-    name: str = "endpoint_health",
+    name: str | None = None,
     minimum_interval_seconds: int = DEFAULT_INTERVAL_S,
 ) -> SensorDefinition:
-    """A sensor that heals the local endpoint ``endpoint`` describes.
+    """A sensor that heals ``city``'s local endpoint (``endpoint.build(city, spec_port)``).
 
     Given the configured resource itself, the same object the deployment asset gets, rather
-    than a resource key: there is one endpoint per city, so one sensor per endpoint, each with
-    its own ``name``, and nothing to keep in step between a key and a parameter name.
+    than a resource key: there is one endpoint per city, so one sensor per city
+    (``<city>__endpoint_health``), and nothing to keep in step between a key and a name.
     """
+    name = name or f"{city}__endpoint_health"
 
     @sensor(
         name=name,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
-        description=f"Restarts the dead processes of the local endpoint in {endpoint.state_dir}.",
+        description=f"Restarts the dead processes of {city}'s local endpoint "
+        f"(state in {endpoint.state_dir}/{city}).",
     )
     def _endpoint_health(context: SensorEvaluationContext) -> SkipReason:
         if endpoint.backend != "local":
             return SkipReason(f"a {endpoint.backend} endpoint heals itself")
-        outcome = ensure_endpoint(endpoint.build())
+        outcome = ensure_endpoint(endpoint.build(city, spec_port))
         if not outcome.serving:
             context.log.error(outcome.message)
             raise EndpointDownError(outcome.message)

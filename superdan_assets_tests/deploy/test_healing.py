@@ -39,7 +39,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def endpoint(tmp_path: Path):
-    state_dir = tmp_path / "endpoint"
+    state_dir = tmp_path / "endpoint" / "chicago"  # the resource's state dir / the city
     local = LocalEndpoint(state_dir, ping_timeout_s=60.0, drain_timeout_s=5.0, stop_grace_s=10.0)
     yield local
     local.stop()
@@ -47,8 +47,8 @@ def endpoint(tmp_path: Path):
 
 
 def _sensor_tick(state_dir: Path, backend: str = "local"):
-    resource = EndpointResource(backend=backend, state_dir=str(state_dir), port=None)
-    return build_endpoint_health_sensor(resource)(build_sensor_context())
+    resource = EndpointResource(backend=backend, state_dir=str(state_dir.parent), port=None)
+    return build_endpoint_health_sensor(resource, state_dir.name)(build_sensor_context())
 
 
 def _cli_ensure(state_dir: Path) -> tuple[int, dict]:
@@ -73,8 +73,10 @@ def _kill(pid: int, endpoint: LocalEndpoint, which: str) -> None:
 
 
 def test_the_sensor_runs_by_default_and_nothing_deployed_is_no_error(endpoint):
-    sensor = build_endpoint_health_sensor(EndpointResource(state_dir=str(endpoint.state_dir)))
+    resource = EndpointResource(state_dir=str(endpoint.state_dir.parent))
+    sensor = build_endpoint_health_sensor(resource, "chicago")
     assert sensor.default_status == DefaultSensorStatus.RUNNING
+    assert sensor.name == "chicago__endpoint_health"
     assert ensure_endpoint(endpoint).action == NOT_DEPLOYED
     tick = _sensor_tick(endpoint.state_dir)
     assert isinstance(tick, SkipReason) and "no model has been deployed" in tick.skip_message
