@@ -1,0 +1,14 @@
+"""The code location the cluster serves: the project's definitions, run in one process per run.
+
+Why a separate module: on the cluster a *run* is the unit of parallelism (one run per Celery
+worker process, several workers), so inside a run the in-process executor is right. Dagster's
+default multiprocess executor would start a child process per step (about 20 s of overhead per
+small run here, GUIDE section 5) on a worker that is already one of several. Everything else
+is exactly ``superdan_assets.definitions.defs``.
+"""
+
+from dagster import Definitions, in_process_executor
+
+from superdan_assets.definitions import defs as _project_defs
+
+defs = Definitions.merge(_project_defs, Definitions(executor=in_process_executor))
