@@ -246,6 +246,18 @@ start_postgres() {
 
 # -- the Dagster processes -------------------------------------------------------------------------
 code_server_ready() { "$VENV/bin/dagster" api grpc-health-check --host 127.0.0.1 --port "$CODE_PORT"; }
+location_error() { # the code location's load error as the webserver sees it, if any
+    "$VENV/bin/python" - "$UI_PORT" <<'PY'
+import json, sys, urllib.request
+query = "{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { __typename ... on PythonError { message } } } } } }"
+request = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"})
+entries = json.load(urllib.request.urlopen(request, timeout=30))["data"]["workspaceOrError"]["locationEntries"]
+for entry in entries:
+    error = entry["locationOrLoadError"] or {}
+    if error.get("__typename") != "RepositoryLocation":
+        print(f"code location {entry['name']}: {error.get('message') or 'not loaded'}")
+PY
+}
 webserver_ready() { "$VENV/bin/python" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$UI_PORT/server_info', timeout=2)"; }
 daemon_ready() { "$VENV/bin/dagster-daemon" liveness-check; }
 worker_ready() { # name
@@ -289,6 +301,9 @@ up() {
     for ((i = 1; i <= WORKERS; i++)); do wait_for "Celery worker $i" worker_ready "superdan-worker-$i"; done
     wait_for "the daemon" daemon_ready
     wait_for "the webserver on port $UI_PORT" webserver_ready
+    local problem
+    problem="$(location_error)" || die "could not ask the webserver about the code location"
+    [[ -z "$problem" ]] || die "the code server runs but its code did not load: $problem (log $LOG_DIR/code_server.log; fix, then: bash scripts/cluster.sh down && bash scripts/cluster.sh up)"
     say "up: UI http://127.0.0.1:$UI_PORT ; point a shell at it with: eval \"\$(bash scripts/cluster.sh env)\""
 }
 

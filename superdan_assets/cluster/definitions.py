@@ -9,6 +9,7 @@ is exactly ``superdan_assets.definitions.defs``.
 
 from dagster import Definitions, in_process_executor
 
-from superdan_assets.definitions import defs as _project_defs
+# The module, not its ``defs``: Dagster refuses a module with two Definitions at top level.
+import superdan_assets.definitions as _project
 
-defs = Definitions.merge(_project_defs, Definitions(executor=in_process_executor))
+defs = Definitions.merge(_project.defs, Definitions(executor=in_process_executor))

@@ -13,20 +13,24 @@ worker that was only partitioned away cannot keep running a run that is about to
 Workers must use a pool whose main process answers control messages while a task runs
 (``prefork``, as scripts/cluster.sh starts them): a ``--pool=solo`` worker cannot answer a
 ping during a run and would be declared dead.
+
+A second gap: a task that *ended* (SUCCESS or FAILURE in Celery) while its run is still STARTED
+in Dagster means the run worker could not record the run's end (typically: the storage was
+unreachable at that moment). dagster_celery reports SUCCESS, which run monitoring accepts, and
+the run would stay STARTED forever; here it is reported as failed, so it is retried.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
-from dagster import DagsterRun, Field
+from dagster import DagsterRun, DagsterRunStatus, Field
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 from dagster._serdes import ConfigurableClassData
 from dagster_celery.launcher import CeleryRunLauncher
 from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
-from typing_extensions import Self
 
 
 class MonitoredCeleryRunLauncher(CeleryRunLauncher):
@@ -99,11 +103,16 @@ class MonitoredCeleryRunLauncher(CeleryRunLauncher):
             )
         result = self.celery.AsyncResult(task_id)
         state = result.state
-        if state == "SUCCESS":
+        if state in ("SUCCESS", "FAILURE"):
             self._forget(run.run_id)
-            return CheckRunHealthResult(WorkerStatus.SUCCESS)
-        if state == "FAILURE":
-            self._forget(run.run_id)
+            if self._still_started(run.run_id):
+                return CheckRunHealthResult(
+                    WorkerStatus.FAILED,
+                    f"Celery task {task_id} ended ({state}) but run {run.run_id} never recorded "
+                    "its end (was the Dagster storage unreachable?)",
+                )
+            if state == "SUCCESS":
+                return CheckRunHealthResult(WorkerStatus.SUCCESS)
             return CheckRunHealthResult(WorkerStatus.FAILED, "Celery task failed.")
         if state != "STARTED":
             # PENDING/RETRY/REVOKED while Dagster thinks the run started: as dagster_celery.
@@ -127,6 +136,12 @@ class MonitoredCeleryRunLauncher(CeleryRunLauncher):
             f"answer {misses} consecutive pings ({self.ping_timeout_seconds:g} s each): presumed "
             "dead; its task was revoked",
         )
+
+    def _still_started(self, run_id: str) -> bool:
+        """Whether the instance still has the run as STARTED (read again: the run may have
+        finished between the monitor reading it and the task state being read)."""
+        current = self._instance.get_run_by_id(run_id)
+        return current is not None and current.status == DagsterRunStatus.STARTED
 
     def _forget(self, run_id: str) -> None:
         with self._lock:
