@@ -93,6 +93,9 @@ export SUPERDAN_CELERY_BACKEND_URL=redis://127.0.0.1:$REDIS_PORT/1
 export SUPERDAN_CODE_SERVER_HOST=127.0.0.1
 export SUPERDAN_CODE_SERVER_PORT=$CODE_PORT
 export SUPERDAN_MAX_CONCURRENT_RUNS=$MAX_RUNS
+export SUPERDAN_CLUSTER_WORKERS=$WORKERS
+export SUPERDAN_CLUSTER_UI_PORT=$UI_PORT
+export SUPERDAN_REDIS_PORT=$REDIS_PORT
 EOF
 }
 
@@ -101,9 +104,6 @@ remember_settings() {
         echo "# Written by scripts/cluster.sh up; no secrets (SUPERDAN_PG_PASSWORD stays in your env)."
         print_env
         echo "export SUPERDAN_VENV=$VENV"
-        echo "export SUPERDAN_CLUSTER_WORKERS=$WORKERS"
-        echo "export SUPERDAN_REDIS_PORT=$REDIS_PORT"
-        echo "export SUPERDAN_CLUSTER_UI_PORT=$UI_PORT"
     } >"$STATE_FILE"
 }
 
