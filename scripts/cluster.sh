@@ -8,6 +8,7 @@
 #   bash scripts/cluster.sh status             # what runs, with which pid, where
 #   eval "$(bash scripts/cluster.sh env)"      # point `superdan pipeline`, tests, scripts at it
 #   bash scripts/cluster.sh down               # stop what `up` started (by pid); keeps the data
+#   bash scripts/cluster.sh install            # only install what is missing (CI, image builds)
 #
 # Settings (environment; the values `up` used are remembered in $SUPERDAN_CLUSTER_HOME/cluster.env
 # so `status`, `env` and `down` need none of them):
@@ -358,9 +359,10 @@ down() {
 }
 
 case "${1:-}" in
+    install) mkdir -p "$LOG_DIR" && install_missing && say "PostgreSQL ($(pg_bin)), Redis ($(command -v redis-server)) and the cluster extra in $VENV are installed" ;;
     up) up ;;
     down) down ;;
     status) status ;;
     env) print_env ;;
-    *) die "usage: scripts/cluster.sh up|down|status|env" ;;
+    *) die "usage: scripts/cluster.sh up|down|status|env|install" ;;
 esac
