@@ -210,7 +210,8 @@ def _started_run(instance, backfill_id: str, step: str = "raw_crimes"):
         if run.status.value != "STARTED":
             continue
         records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.STEP_START).records
-        if any(r.event_log_entry.step_key == step for r in records):
+        # Step keys carry the asset key's prefix when it has one (chicago__raw_crimes).
+        if any((r.event_log_entry.step_key or "").endswith(step) for r in records):
             return run
     return None
 
