@@ -18,6 +18,7 @@
 #                           ports (defaults 5433, 6380, 4266, 3070)
 #   SUPERDAN_PG_USER, SUPERDAN_PG_DB  role and database (default superdan, superdan)
 #   SUPERDAN_MAX_CONCURRENT_RUNS  the run queue's limit (default: the number of workers)
+#   SUPERDAN_BACKFILL_RUN_LIMIT   runs of backfills at a time (default: that limit - 1, >= 1)
 #   SUPERDAN_VENV           the Python environment (default .venv)
 #   SUPERDAN_CLUSTER_TIMEOUT  seconds to wait for each service to be ready (default 180)
 # Any other SUPERDAN_* setting (SUPERDAN_HOME, SUPERDAN_EXPORT_PATH, SUPERDAN_SODA_URL, ...)
@@ -55,6 +56,7 @@ REDIS_PORT="$(remembered SUPERDAN_REDIS_PORT 6380)"
 CODE_PORT="$(remembered SUPERDAN_CODE_SERVER_PORT 4266)"
 UI_PORT="$(remembered SUPERDAN_CLUSTER_UI_PORT 3070)"
 MAX_RUNS="$(remembered SUPERDAN_MAX_CONCURRENT_RUNS "$WORKERS")"
+BACKFILL_LIMIT="$(remembered SUPERDAN_BACKFILL_RUN_LIMIT "$((MAX_RUNS > 1 ? MAX_RUNS - 1 : 1))")"
 SUPERDAN_HOME_DIR="$(remembered SUPERDAN_HOME "$CLUSTER_HOME/superdan_home")"
 TIMEOUT="${SUPERDAN_CLUSTER_TIMEOUT:-180}"
 DAGSTER_HOME_DIR="$CLUSTER_HOME/dagster_home"
@@ -63,6 +65,8 @@ PG_DATA="$PG_HOME/data"
 PG_SOCKET="$PG_HOME/socket"
 REDIS_DIR="$CLUSTER_HOME/redis"
 [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || die "SUPERDAN_CLUSTER_WORKERS=$WORKERS is not a positive integer"
+[[ "$MAX_RUNS" =~ ^[1-9][0-9]*$ ]] || die "SUPERDAN_MAX_CONCURRENT_RUNS=$MAX_RUNS is not a positive integer"
+[[ "$BACKFILL_LIMIT" =~ ^[1-9][0-9]*$ ]] || die "SUPERDAN_BACKFILL_RUN_LIMIT=$BACKFILL_LIMIT is not a positive integer"
 for port in "$PG_PORT" "$REDIS_PORT" "$CODE_PORT" "$UI_PORT"; do
     [[ "$port" =~ ^[0-9]+$ ]] || die "port '$port' is not a number"
 done
@@ -95,6 +99,7 @@ export SUPERDAN_CODE_SERVER_HOST=127.0.0.1
 export SUPERDAN_CODE_SERVER_PORT=$CODE_PORT
 export SUPERDAN_MAX_CONCURRENT_RUNS=$MAX_RUNS
 export SUPERDAN_CLUSTER_WORKERS=$WORKERS
+export SUPERDAN_BACKFILL_RUN_LIMIT=$BACKFILL_LIMIT
 export SUPERDAN_CLUSTER_UI_PORT=$UI_PORT
 export SUPERDAN_REDIS_PORT=$REDIS_PORT
 EOF
@@ -272,8 +277,12 @@ up() {
     install_missing
     remember_settings
     cluster_env
-    # The instance config is the repo's, refreshed on every `up` (it holds no secrets).
-    cp "$REPO/deploy/cluster/dagster.yaml" "$DAGSTER_HOME_DIR/dagster.yaml"
+    # The instance config is the repo's, refreshed on every `up` (it holds no secrets), with
+    # the one value Dagster cannot read from the environment: the backfill runs' limit.
+    sed -E "s/limit: [0-9]+  # SUPERDAN_BACKFILL_RUN_LIMIT/limit: $BACKFILL_LIMIT  # SUPERDAN_BACKFILL_RUN_LIMIT/" \
+        "$REPO/deploy/cluster/dagster.yaml" >"$DAGSTER_HOME_DIR/dagster.yaml"
+    grep -q "limit: $BACKFILL_LIMIT  # SUPERDAN_BACKFILL_RUN_LIMIT" "$DAGSTER_HOME_DIR/dagster.yaml" \
+        || die "deploy/cluster/dagster.yaml lost its '# SUPERDAN_BACKFILL_RUN_LIMIT' line"
 
     start_postgres
     start_service redis "$REDIS_PORT" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \

@@ -77,6 +77,10 @@ def test_backfill_runs_on_celery_workers_and_lands_in_postgres(cluster, january_
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
     assert type(instance.run_launcher).__name__ == "MonitoredCeleryRunLauncher"
+    # cluster.sh wrote the backfill limit: 2 workers -> 2 concurrent runs, 1 of them a backfill's.
+    queue = instance.run_coordinator.get_run_queue_config()
+    assert queue.max_concurrent_runs == 2
+    assert [(lim["key"], lim["limit"]) for lim in queue.tag_concurrency_limits] == [("dagster/backfill", 1)]
     runs = backfill_runs(instance, backfill.backfill_id)
     assert backfill.status.value == "COMPLETED_SUCCESS", (
         f"backfill ended {backfill.status}: {[(r.run_id, r.status) for r in runs]}"
@@ -219,7 +223,7 @@ def _started_run(instance, backfill_id: str, step: str = "raw_crimes"):
 def test_killed_worker_run_is_retried_and_no_partition_is_lost_or_duplicated(cluster):
     instance = cluster.instance
     keys = [cluster.asset_key("raw_crimes"), cluster.asset_key("crime_features")]
-    partitions = days("2018-02-15", 3)
+    partitions = days("2018-02-15", 2)
     backfill_id = launch_backfill(cluster.ui_url, [k.path for k in keys], partitions)
     run = wait_until(
         "a run of the backfill to be executing", lambda: _started_run(instance, backfill_id), 300, 0.5
@@ -246,7 +250,7 @@ def test_killed_worker_run_is_retried_and_no_partition_is_lost_or_duplicated(clu
 def test_postgres_restart_during_backfill_then_resubmitting_completes(cluster):
     instance = cluster.instance
     keys = [cluster.asset_key("raw_crimes"), cluster.asset_key("crime_features")]
-    partitions = days("2018-03-01", 3)
+    partitions = days("2018-03-01", 2)
     backfill_id = launch_backfill(cluster.ui_url, [k.path for k in keys], partitions)
     wait_until(
         "a run of the backfill to be executing", lambda: _started_run(instance, backfill_id), 300, 0.5
