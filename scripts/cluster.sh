@@ -56,7 +56,6 @@ REDIS_PORT="$(remembered SUPERDAN_REDIS_PORT 6380)"
 CODE_PORT="$(remembered SUPERDAN_CODE_SERVER_PORT 4266)"
 UI_PORT="$(remembered SUPERDAN_CLUSTER_UI_PORT 3070)"
 MAX_RUNS="$(remembered SUPERDAN_MAX_CONCURRENT_RUNS "$WORKERS")"
-BACKFILL_LIMIT="$(remembered SUPERDAN_BACKFILL_RUN_LIMIT "$((MAX_RUNS > 1 ? MAX_RUNS - 1 : 1))")"
 SUPERDAN_HOME_DIR="$(remembered SUPERDAN_HOME "$CLUSTER_HOME/superdan_home")"
 TIMEOUT="${SUPERDAN_CLUSTER_TIMEOUT:-180}"
 DAGSTER_HOME_DIR="$CLUSTER_HOME/dagster_home"
@@ -66,6 +65,7 @@ PG_SOCKET="$PG_HOME/socket"
 REDIS_DIR="$CLUSTER_HOME/redis"
 [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || die "SUPERDAN_CLUSTER_WORKERS=$WORKERS is not a positive integer"
 [[ "$MAX_RUNS" =~ ^[1-9][0-9]*$ ]] || die "SUPERDAN_MAX_CONCURRENT_RUNS=$MAX_RUNS is not a positive integer"
+BACKFILL_LIMIT="$(remembered SUPERDAN_BACKFILL_RUN_LIMIT "$((MAX_RUNS > 1 ? MAX_RUNS - 1 : 1))")"
 [[ "$BACKFILL_LIMIT" =~ ^[1-9][0-9]*$ ]] || die "SUPERDAN_BACKFILL_RUN_LIMIT=$BACKFILL_LIMIT is not a positive integer"
 for port in "$PG_PORT" "$REDIS_PORT" "$CODE_PORT" "$UI_PORT"; do
     [[ "$port" =~ ^[0-9]+$ ]] || die "port '$port' is not a number"
@@ -149,9 +149,14 @@ start_service() { # name port(or -) command...
     say "$name started (pid $!, log $LOG_DIR/$name.log)"
 }
 
-stop_pid() { # name pid signal : stop the process group led by pid, then wait for it to exit
-    local name="$1" pid="$2" sig="$3" deadline=$((SECONDS + 60))
-    kill "-$sig" -- "-$pid" 2>/dev/null || kill "-$sig" "$pid" 2>/dev/null || true
+stop_pid() { # name pid signal [single] : stop the process group led by pid (or only pid),
+    # then wait for it to exit
+    local name="$1" pid="$2" sig="$3" scope="${4:-group}" deadline=$((SECONDS + 60))
+    if [[ $scope == group ]]; then
+        kill "-$sig" -- "-$pid" 2>/dev/null || kill "-$sig" "$pid" 2>/dev/null || true
+    else
+        kill "-$sig" "$pid" 2>/dev/null || true
+    fi
     while kill -0 "$pid" 2>/dev/null; do
         if ((SECONDS >= deadline)); then
             say "$name (pid $pid) did not stop within 60 s: killing it"
@@ -359,8 +364,9 @@ down() {
     order="webserver daemon $(for f in "$RUN_DIR"/worker-*.pid; do [[ -e "$f" ]] && basename "$f" .pid; done) code_server redis postgres"
     for name in $order; do
         if pid="$(pid_of "$name")"; then
-            # SIGINT is PostgreSQL's "fast" shutdown; every other service stops on SIGTERM.
-            if [[ $name == postgres ]]; then stop_pid "$name" "$pid" INT; else stop_pid "$name" "$pid" TERM; fi
+            # SIGINT to the postmaster alone is PostgreSQL's "fast" shutdown (it stops its own
+            # children); every other service's process group stops on SIGTERM.
+            if [[ $name == postgres ]]; then stop_pid "$name" "$pid" INT single; else stop_pid "$name" "$pid" TERM; fi
         fi
         rm -f "$RUN_DIR/$name.pid"
     done

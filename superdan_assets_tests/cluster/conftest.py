@@ -111,15 +111,14 @@ class Cluster:
             return None
         return pid
 
-    def kill(self, service: str, sig: int, timeout: float = 60) -> int:
-        """Send ``sig`` to the service's process group (or process) and wait until it exits."""
+    def kill(self, service: str, sig: int, timeout: float = 60, group: bool = True) -> int:
+        """Send ``sig`` to the service's process group (``group``) or only its recorded
+        process, and wait until that process exits."""
         pid = self.pid(service)
         assert pid, f"{service} is not running:\n{self.script('status').stdout}"
-        try:
+        if group:
             os.killpg(pid, sig)
-        except ProcessLookupError:
-            os.kill(pid, sig)
-        except PermissionError:
+        else:
             os.kill(pid, sig)
         wait_until(f"{service} (pid {pid}) to exit", lambda: not _alive(pid), timeout, 0.2)
         return pid

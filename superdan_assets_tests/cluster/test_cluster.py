@@ -257,7 +257,8 @@ def test_postgres_restart_during_backfill_then_resubmitting_completes(cluster):
     )
     instance.dispose()  # its pooled connections die with the server
     cluster._instance = None
-    cluster.kill("postgres", signal.SIGINT)  # PostgreSQL's fast shutdown
+    # SIGINT to the postmaster alone is PostgreSQL's "fast" shutdown (it stops its children).
+    cluster.kill("postgres", signal.SIGINT, group=False)
     cluster.script("up")  # restarts only PostgreSQL
     instance = cluster.instance
 
