@@ -111,3 +111,19 @@ def test_bad_settings_are_refused_with_their_name(tmp_path):
     assert done.returncode != 0 and "SUPERDAN_CLUSTER_WORKERS=two" in done.stderr
     done = _script(tmp_path, "frobnicate")
     assert done.returncode != 0 and "usage" in done.stderr
+
+
+def test_cluster_code_location_is_the_project_with_one_process_per_run():
+    from superdan_assets.cluster.definitions import defs as cluster_defs
+    from superdan_assets.definitions import defs as project_defs
+
+    assert cluster_defs.executor.name == "in_process"
+    project = project_defs.get_repository_def()
+    cluster = cluster_defs.get_repository_def()
+    assert set(cluster.job_names) == set(project.job_names)
+    assert {s.name for s in cluster.schedule_defs} == {s.name for s in project.schedule_defs}
+    assert {s.name for s in cluster.sensor_defs} == {s.name for s in project.sensor_defs}
+    assert (
+        cluster_defs.resolve_asset_graph().get_all_asset_keys()
+        == project_defs.resolve_asset_graph().get_all_asset_keys()
+    )
