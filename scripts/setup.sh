@@ -11,5 +11,5 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 echo "[setup] installing superdan and its pinned dependencies (first time: ~3 minutes)"
-"$VENV/bin/python" -m pip install --quiet -e ".[platform,dev]"
+"$VENV/bin/python" -m pip install --quiet -e ".[platform,dev,cluster]"
 echo "[setup] ready: $VENV"
