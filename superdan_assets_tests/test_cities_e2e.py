@@ -90,6 +90,8 @@ def _assert_rochester_run(summary: dict, proc) -> None:
     # original project's protocol on PR-AUC to be deployed at all.
     assert summary["pr_auc"] > summary["seed_protocol_pr_auc"] > summary["prior_pr_auc"] > 0
     assert summary["drift_verdict"] in ("OK", "WARN", "ALERT")
+    # The deployment was smoke-tested with, and shows, one of Rochester's own incidents.
+    assert '"longitude": -77.' in summary["endpoint"]["example"]
     answer = _invoke(summary["_port"], [
         {"date": "2020-04-02T03:00:00", "location_description": "Single Family Home",
          "latitude": 43.16, "longitude": -77.61},

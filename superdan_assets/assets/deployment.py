@@ -32,6 +32,18 @@ def latest_model_version(context: AssetExecutionContext, key: AssetKey) -> str:
     return str(version.value)
 
 
+def _example_incidents(artifact_dir) -> list[dict]:
+    """Held-out incidents the model's manifest carries (older models have none)."""
+    from pathlib import Path
+
+    try:
+        manifest = json.loads((Path(artifact_dir) / "model.json").read_text())
+    except (OSError, ValueError):
+        return []
+    examples = manifest.get("example_incidents") or []
+    return [e for e in examples if isinstance(e, dict) and e.get("date")]
+
+
 def require_gates_passed(storage: StorageResource, city: str, version: str) -> dict:
     """The gate record of ``version``; raises unless every gate passed."""
     try:
@@ -67,7 +79,12 @@ def build_model_endpoint(city: City):
         registry = storage.registry(city.name)
         artifact_dir = registry.fetch(version)  # verified copy (sha256 checked)
         context.log.info(f"deploying model {version} to the {endpoint.backend} endpoint")
-        result = endpoint.build(city.name, city.spec.serving.port).deploy(artifact_dir)
+        backend = endpoint.build(city.name, city.spec.serving.port)
+        examples = _example_incidents(artifact_dir)
+        if examples:
+            # Smoke-test (and show how to call) the endpoint with the city's own incidents.
+            backend.smoke_incidents = list(examples)
+        result = backend.deploy(artifact_dir)
         promotion = registry.promote(version, reason=f"deployed by run {context.run_id}")
         context.log.info(f"model {version} serving at {result.url}; promoted to production")
         return MaterializeResult(

@@ -150,6 +150,26 @@ def validation_split(
     return fit.reset_index(drop=True), validation.reset_index(drop=True)
 
 
+def example_incidents(rows: pd.DataFrame, n: int = 2) -> list[dict[str, Any]]:
+    """A few held-out incidents of the city as a client would send them (the model's input
+    fields, nulls left out): the deployment smoke-tests the endpoint with the city's own
+    data and shows one in its "how to call" example."""
+    picked = pd.concat([rows[rows["label"] == 1].head(1), rows[rows["label"] == 0].head(n - 1)])
+    out = []
+    for record in picked[list(MODEL_INPUT_COLUMNS)].to_dict("records"):
+        incident = {}
+        for key, value in record.items():
+            if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+                continue
+            if isinstance(value, pd.Timestamp):
+                value = value.strftime("%Y-%m-%dT%H:%M:%S")
+            elif isinstance(value, np.generic):
+                value = value.item()
+            incident[key] = value
+        out.append(incident)
+    return out
+
+
 def data_fingerprint(rows: pd.DataFrame) -> str:
     """sha256 over the feature rows' content (order included): same data, same hash."""
     hashed = pd.util.hash_pandas_object(rows, index=False).to_numpy()
@@ -340,6 +360,7 @@ def train_and_evaluate(
         "params": resolved,
         "seed": resolved["random_state"],
         "data_sha256": data_hash,
+        "example_incidents": example_incidents(test),
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     say(
