@@ -154,7 +154,10 @@ def example_incidents(rows: pd.DataFrame, n: int = 2) -> list[dict[str, Any]]:
     """A few held-out incidents of the city as a client would send them (the model's input
     fields, nulls left out): the deployment smoke-tests the endpoint with the city's own
     data and shows one in its "how to call" example."""
-    picked = pd.concat([rows[rows["label"] == 1].head(1), rows[rows["label"] == 0].head(n - 1)])
+    located = rows[rows["latitude"].notna()] if rows["latitude"].notna().any() else rows
+    picked = pd.concat(
+        [located[located["label"] == 1].head(1), located[located["label"] == 0].head(n - 1)]
+    )
     out = []
     for record in picked[list(MODEL_INPUT_COLUMNS)].to_dict("records"):
         incident = {}
