@@ -237,15 +237,21 @@ def build_crime_model(city: City):
                 "train_rows": int(len(train)),
                 "test_rows": int(len(test)),
                 "days_quarantined_in_window": len(quarantined),
+                # Headline: what the deployed threshold does on the held-out days.
+                "precision_at_threshold": float(model_metrics["at_threshold"]["precision"]),
+                "recall_at_threshold": float(model_metrics["at_threshold"]["recall"]),
+                "threshold": float(manifest["threshold"]),
+                "threshold_min_recall": float(config.min_recall),
+                "f1_at_threshold": float(model_metrics["at_threshold"]["f1"]),
                 "roc_auc": float(model_metrics["roc_auc"]),
                 "pr_auc": float(model_metrics["pr_auc"]),
                 "log_loss": float(model_metrics["log_loss"]),
                 "brier": float(model_metrics["brier"]),
-                "threshold": float(manifest["threshold"]),
-                "precision_at_threshold": float(model_metrics["at_threshold"]["precision"]),
-                "recall_at_threshold": float(model_metrics["at_threshold"]["recall"]),
-                "f1_at_threshold": float(model_metrics["at_threshold"]["f1"]),
-                "precision_at_recall_0_6": _number(model_metrics.get("precision_at_recall_0_6")),
+                # A curve statistic (best point of the held-out days' own PR curve, picked
+                # with their labels), not an operating point: labelled so in the key.
+                "curve_precision_at_recall_0_6": _number(
+                    model_metrics.get("precision_at_recall_0_6")
+                ),
                 "expected_calibration_error": _number(
                     (model_metrics.get("calibration") or {}).get("expected_calibration_error")
                 ),

@@ -333,6 +333,15 @@ def train_and_evaluate(
             "train": float(_labels(train).mean()),
             "test": float(y_test.mean()),
         },
+        # What the deployed threshold does on the test period: the numbers to quote.
+        "headline": {
+            "threshold": threshold,
+            "precision_at_threshold": evaluated["model"]["precision_at_threshold"],
+            "recall_at_threshold": evaluated["model"]["recall_at_threshold"],
+            "min_recall": min_recall,
+            "period": _window(test),
+            "pr_auc": evaluated["model"]["pr_auc"],
+        },
         "metrics": results,
         "input_columns": list(MODEL_INPUT_COLUMNS),
         "features": [str(n) for n in pipeline.named_steps["features"].get_feature_names_out()],

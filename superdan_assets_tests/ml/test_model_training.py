@@ -197,7 +197,25 @@ def test_train_and_evaluate_returns_a_complete_result(result, raw_test):
         manifest["threshold_policy"]["validation_window"]["end"]
         <= (manifest["training_window"]["end"])
     )
+    # The headline is the deployed threshold's precision and recall on the test period.
+    at = result.metrics["model"]["at_threshold"]
+    assert manifest["headline"]["threshold"] == result.threshold
+    assert manifest["headline"]["precision_at_threshold"] == at["precision"]
+    assert manifest["headline"]["recall_at_threshold"] == at["recall"]
+    assert manifest["headline"]["period"] == manifest["test_window"]
     json.dumps(manifest, allow_nan=False)
+
+
+def test_a_different_policy_recall_keeps_every_metric_defined(raw_train, raw_test):
+    other = train_and_evaluate(
+        raw_train, raw_test, params=FAST_PARAMS, validation_days=20, min_recall=0.5,
+        include_seed_protocol=False,
+    )
+    model = other.metrics["model"]
+    assert model["precision_at_recall_0_6"] is not None
+    assert model["curve_precision_at_min_recall"] == model["precision_at_recall_0_5"]
+    assert other.manifest["headline"]["min_recall"] == 0.5
+    json.dumps(other.manifest, allow_nan=False)
 
 
 def test_artifact_of_a_training_run_loads(tmp_path, result, raw_test):
