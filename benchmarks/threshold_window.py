@@ -49,7 +49,7 @@ from superdan_assets.sources.export import ExportSource  # noqa: E402
 
 DEFAULT_DATA = Path(os.environ.get("SUPERDAN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 SLICES = (28, 56, 90, 180)
-TARGETS = (0.6, 0.62, 0.65)
+TARGETS = (0.6, 0.62, 0.65, 0.67, 0.7)
 
 
 def _log(message: str) -> None:

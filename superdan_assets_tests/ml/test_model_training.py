@@ -337,13 +337,13 @@ def test_recent_threshold_is_the_policy_on_the_last_days_only():
     from superdan_assets.ml.training import choose_recent_threshold
 
     rows, scores = _scored_days(days=120, per_day=40, seed=5, shift_from=92)
-    choice = choose_recent_threshold(rows, scores, 0.6, threshold_days=28)
+    choice = choose_recent_threshold(rows, scores, 0.6, threshold_days=28, recall_margin=0.0)
     recent = (rows["date"] >= "2017-04-03").to_numpy()
     assert choice["slice_rows"] == int(recent.sum()) == 28 * 40
     assert choice["threshold"] == choose_threshold(rows[LABEL_COLUMN][recent], scores[recent], 0.6)
     # The recent days score burglaries lower, so the whole slice's threshold would be higher
     # and miss the policy's recall on the recent days.
-    whole = choose_recent_threshold(rows, scores, 0.6, threshold_days=120)
+    whole = choose_recent_threshold(rows, scores, 0.6, threshold_days=120, recall_margin=0.0)
     assert whole["threshold"] > choice["threshold"]
     assert choice["at_threshold_on_slice"]["recall"] >= 0.6
     assert choice["slice_window"]["start"].startswith("2017-04-03")
@@ -355,7 +355,7 @@ def test_recall_margin_raises_the_target_and_lowers_the_threshold():
     from superdan_assets.ml.training import choose_recent_threshold
 
     rows, scores = _scored_days(days=60, per_day=40, seed=6)
-    plain = choose_recent_threshold(rows, scores, 0.6, threshold_days=56)
+    plain = choose_recent_threshold(rows, scores, 0.6, threshold_days=56, recall_margin=0.0)
     margin = choose_recent_threshold(rows, scores, 0.6, threshold_days=56, recall_margin=0.05)
     assert margin["target_recall"] == pytest.approx(0.65)
     assert margin["threshold"] <= plain["threshold"]
