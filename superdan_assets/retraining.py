@@ -235,18 +235,21 @@ def _last_launch(instance: DagsterInstance, job: str) -> tuple[str | None, str |
     return runs[0].tags.get(TRAIN_END_TAG), runs[0].run_id
 
 
-def decide(
-    instance: DagsterInstance, storage: StorageResource, city: str, policy: RetrainingPolicy
+def judge(
+    judged: dict[str, bool | None],
+    last_day: str,
+    version: str,
+    policy: RetrainingPolicy,
+    in_flight: tuple[str, str] | None = None,
+    last_launch: tuple[str | None, str | None] = (None, None),
+    job: str = "train_and_deploy_job",
 ) -> Decision:
-    """What the sensor does now, from the stored reports and the instance's runs."""
-    version = storage.registry(city).production_version()
-    if version is None:
-        return Decision("no_model", "no production model: nothing to retrain yet")
-    days = storage.partitions(city).list_partitions("crime_features")
-    if not days:
-        return Decision("no_data", "no labelled days are stored")
-    last_day = max(days)
-    judged = collapse_days(storage.blobs(city), last_day, policy.n, version)
+    """The rule, on plain values (also what ``benchmarks/lifecycle.py`` replays).
+
+    ``judged``: ``{day: failed}`` for the production model's days among the last N;
+    ``in_flight``: ``(run_id, status)`` of a queued/running retraining, if any;
+    ``last_launch``: ``(train_end, run_id)`` of this sensor's previous launch.
+    """
     failed = tuple(d for d, f in judged.items() if f)
     details = {
         "k": policy.k, "n": policy.n, "production_version": version,
@@ -259,19 +262,17 @@ def decide(
             f"(up to {last_day}) for model {version}; retrain at {policy.k}",
             last_day, failed, details,
         )
-    job = job_name(city, "train_and_deploy_job")
-    in_flight = instance.get_runs(filters=RunsFilter(job_name=job, statuses=IN_FLIGHT), limit=1)
     trigger = (
         f"{CHECK_NAME} failed on {len(failed)} of the last {policy.n} days up to {last_day} "
         f"for model {version} ({', '.join(failed)})"
     )
-    if in_flight:
+    if in_flight is not None:
+        run_id, status = in_flight
         return Decision(
-            "skip_in_flight", f"{trigger}; run {in_flight[0].run_id} of {job} is still "
-            f"{in_flight[0].status.value.lower()}", last_day, failed,
-            {**details, "in_flight_run": in_flight[0].run_id},
+            "skip_in_flight", f"{trigger}; run {run_id} of {job} is still {status}",
+            last_day, failed, {**details, "in_flight_run": run_id},
         )
-    last_end, last_run = _last_launch(instance, job)
+    last_end, last_run = last_launch
     if last_end is not None:
         ready = date.fromisoformat(last_end) + timedelta(days=policy.cooldown_days)
         if date.fromisoformat(last_day) < ready:
@@ -282,6 +283,24 @@ def decide(
                                    "previous_run": last_run, "cooldown_until": ready.isoformat()},
             )
     return Decision("launch", trigger, last_day, failed, details)
+
+
+def decide(
+    instance: DagsterInstance, storage: StorageResource, city: str, policy: RetrainingPolicy
+) -> Decision:
+    """What the sensor does now, from the stored reports and the instance's runs."""
+    version = storage.registry(city).production_version()
+    if version is None:
+        return Decision("no_model", "no production model: nothing to retrain yet")
+    days = storage.partitions(city).list_partitions("crime_features")
+    if not days:
+        return Decision("no_data", "no labelled days are stored")
+    last_day = max(days)
+    judged = collapse_days(storage.blobs(city), last_day, policy.n, version)
+    job = job_name(city, "train_and_deploy_job")
+    runs = instance.get_runs(filters=RunsFilter(job_name=job, statuses=IN_FLIGHT), limit=1)
+    in_flight = (runs[0].run_id, runs[0].status.value.lower()) if runs else None
+    return judge(judged, last_day, version, policy, in_flight, _last_launch(instance, job), job)
 
 
 ALERTED_ACTIONS = {
