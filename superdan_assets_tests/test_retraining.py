@@ -314,3 +314,18 @@ def test_runs_not_launched_by_the_sensor_are_not_alerted(instance, alerts_dir):
     run = run_retraining(instance, train_end=LAST_DAY, trigger=False)
     outcome(instance, run, alerts_dir, "success")
     assert alerts(alerts_dir) == []
+
+
+def test_the_rule_on_plain_values_counts_only_failed_days_and_ends_the_cooldown_on_time():
+    from superdan_assets.retraining import judge
+
+    policy = RetrainingPolicy(k=2, n=3, cooldown_days=10)
+    days = {"2018-01-01": True, "2018-01-02": None, "2018-01-03": False}
+    assert judge(days, "2018-01-03", "v1", policy).action == "no_trigger"
+    days["2018-01-03"] = True
+    assert judge(days, "2018-01-03", "v1", policy).action == "launch"
+    assert judge(days, "2018-01-03", "v1", policy, ("r1", "queued")).action == "skip_in_flight"
+    cooling = judge(days, "2018-01-03", "v1", policy, None, ("2017-12-25", "r0"))
+    assert cooling.action == "skip_cooldown"
+    assert cooling.details["cooldown_until"] == "2018-01-04"
+    assert judge(days, "2018-01-04", "v1", policy, None, ("2017-12-25", "r0")).action == "launch"
