@@ -321,8 +321,9 @@ def build_retraining_sensor(
     """``<city>__retraining_sensor``: launches ``<city>__train_and_deploy_job`` on decay.
 
     The cursor remembers the last alerted decision (action and its cause: the run in flight or
-    the launch cooling down), so a skip is alerted once, not on every tick; the launch's ``run_key`` (city and ``train_end``) makes
-    Dagster refuse a second launch for the same window even if the cursor were lost.
+    the launch cooling down), so a skip is alerted once, not on every tick; the launch's
+    ``run_key`` (city and ``train_end``) makes Dagster refuse a second launch for the same
+    window even if the cursor were lost.
     """
     job = job_name(city.name, "train_and_deploy_job")
 
