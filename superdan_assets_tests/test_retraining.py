@@ -329,3 +329,62 @@ def test_the_rule_on_plain_values_counts_only_failed_days_and_ends_the_cooldown_
     assert cooling.action == "skip_cooldown"
     assert cooling.details["cooldown_until"] == "2018-01-04"
     assert judge(days, "2018-01-04", "v1", policy, None, ("2017-12-25", "r0")).action == "launch"
+
+
+# -- from a real drift_report run to the sensor -----------------------------------------------
+
+
+def _feature_rows(start, days, seed):
+    from superdan_assets.ml.labels import build_feature_rows
+    from superdan_assets.ml.schema import to_canonical
+    from superdan_assets_tests.datagen import export_rows
+
+    rows = pd.DataFrame(export_rows(start, days=days, per_day=120, seed=seed))
+    rows = rows.rename(columns=lambda c: c.lower().replace(" ", "_"))
+    raw = to_canonical(rows, "chicago", date_format="%m/%d/%Y %I:%M:%S %p",
+                       updated_on_format="%m/%d/%Y %I:%M:%S %p")
+    return build_feature_rows(raw)
+
+
+def test_a_real_drift_report_records_the_check_outcome_the_sensor_reads(
+    tmp_path, instance, alerts_dir, monkeypatch
+):
+    from dagster import materialize
+
+    from superdan_assets.assets.monitoring import performance_collapsed
+    from superdan_assets.ml.drift import build_reference_profile
+    from superdan_assets.resources.factory import build_resources
+    from superdan_assets.settings import Settings
+
+    monkeypatch.setenv("SUPERDAN_HOME", str(tmp_path / "home"))
+    resources = build_resources(Settings.from_env(), default_city="chicago")
+    storage = resources["storage"]
+    registry = storage.registry("chicago")
+    registry.register(write_fixture_model(tmp_path / "artifact"))
+    model = registry.load(VERSION)
+    reference = _feature_rows("2018-01-01", 20, seed=11)
+    profile = build_reference_profile(reference, model.predict_proba(reference),
+                                      threshold=model.threshold).to_dict()
+    # A reference no real day can reach, so the day's realised PR-AUC collapses against it.
+    profile["metrics"]["pr_auc"] = 0.999
+    registry.blobs.write_bytes(f"models/{VERSION}/reference.json", json.dumps(profile).encode())
+    registry.promote(VERSION, "test")
+    day = "2018-03-01"
+    storage.partitions("chicago").write("crime_features", day, _feature_rows(day, 1, seed=3))
+
+    result = materialize(build_city_assets(CITY), resources=resources, partition_key=day,
+                         instance=instance, selection=[AssetKey(["chicago", "drift_report"])],
+                         raise_on_error=False)
+    check = next(e for e in result.get_asset_check_evaluations()
+                 if e.check_name == "no_performance_collapse")
+    stored = json.loads(storage.blobs("chicago").read_bytes(f"drift_reports/{day}.json"))
+    recorded = stored["checks"]["no_performance_collapse"]
+    assert recorded["evaluated"] is True
+    assert recorded["passed"] is False and check.passed is False
+    assert recorded["passed"] == (not performance_collapsed(stored, 0.05)[0])
+    assert day_failed(stored) is True
+    # One failed day of K=1 in N=1 launches a retrain through the sensor.
+    monkeypatch.setenv("SUPERDAN_RETRAIN_K", "1")
+    monkeypatch.setenv("SUPERDAN_RETRAIN_N", "1")
+    launched = tick(build_retraining_sensor(CITY, state_dir=alerts_dir), instance, storage)
+    assert launched.run_requests[0].tags[retraining.TRAIN_END_TAG] == day
