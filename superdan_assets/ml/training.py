@@ -394,6 +394,12 @@ def train_and_evaluate(
             "validation_window": _window(validation_rows),
             "validation_rows": len(validation_rows),
             "validation_at_threshold": validation_metrics,
+            "defaults": {
+                "threshold_days": DEFAULT_THRESHOLD_DAYS,
+                "recall_margin": DEFAULT_RECALL_MARGIN,
+                "measured_by": "benchmarks/threshold_window.py on the validation years 2016 "
+                "and 2017 (benchmarks/README.md)",
+            },
         },
         "training_window": _window(train),
         "test_window": _window(test),
