@@ -3,9 +3,10 @@
 The daily schedule of each city is the one thing that runs on its own: every morning at 06:00
 in the city's timezone it re-fetches the last ``SUPERDAN_REFETCH_DAYS`` days (late reports land
 in the day they occurred), runs their expectation checks, and materializes those days' drift
-reports. Retraining is a deliberate action (the city's ``train_and_deploy_job``), never a side
-effect of the schedule: a model is promoted only after a person asked for it and its gates
-passed.
+reports. Retraining is never a side effect of the schedule: a person launches the city's
+``train_and_deploy_job``, or the city's retraining sensor does when the drift reports show the
+model's realised performance collapsing (:mod:`superdan_assets.retraining`); either way a model
+is promoted only when its gates passed.
 
 Names: ``<city>__<job>`` (``chicago__daily_job``), so every city's jobs sit side by side in the
 UI and a job name says which city it runs.

@@ -17,6 +17,10 @@ from superdan_assets.automation import build_city_automation  # noqa: E402
 from superdan_assets.cities import load_cities  # noqa: E402
 from superdan_assets.endpoint_sensor import build_endpoint_health_sensor  # noqa: E402
 from superdan_assets.resources.factory import build_resources  # noqa: E402
+from superdan_assets.retraining import (  # noqa: E402
+    build_retraining_outcome_sensors,
+    build_retraining_sensor,
+)
 from superdan_assets.settings import Settings  # noqa: E402
 
 _settings = Settings.from_env()
@@ -34,6 +38,8 @@ defs = Definitions(
             build_endpoint_health_sensor(_resources["endpoint"], c.name, c.spec.serving.port)
             for c in _cities
         ),
+        *(build_retraining_sensor(c) for c in _cities),
+        *build_retraining_outcome_sensors(),
     ],
     resources=_resources,
 )

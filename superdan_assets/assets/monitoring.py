@@ -172,6 +172,13 @@ def build_drift_report(city: City):
                 rows, profile, probabilities, day=key, config=drift_config
             ).to_dict()
             report["model_version"] = version
+            # The day's own check outcome, for the retraining sensor (superdan_assets/retraining.py).
+            collapsed, detail = performance_collapsed(report, config.performance_tolerance)
+            report["checks"] = {"no_performance_collapse": {
+                "passed": not collapsed, "detail": detail,
+                "evaluated": bool((report.get("performance") or {}).get("evaluated")),
+                "tolerance": config.performance_tolerance,
+            }}
             blobs.write_bytes(f"{REPORTS_PREFIX}/{key}.json", json.dumps(report).encode())
             reports.append((key, report))
             context.log.info(f"{key}: {report['verdict']} {'; '.join(report['reasons'])}")

@@ -29,6 +29,7 @@ from superdan_assets.checks.model_gates import (
     beats_baselines_gate,
     no_regression_gate,
 )
+from superdan_assets.ml.defaults import DEFAULT_RECALL_MARGIN, DEFAULT_THRESHOLD_DAYS
 from superdan_assets.resources.storage import StorageResource
 from superdan_assets.resources.tracking import ExperimentTracker
 
@@ -50,6 +51,16 @@ class CrimeModelConfig(Config):
     )
     min_recall: float = Field(
         default=0.6, description="Threshold policy: best precision among recall >= this"
+    )
+    threshold_days: int = Field(
+        default=DEFAULT_THRESHOLD_DAYS,
+        description="The threshold is chosen on this many most recent labelled days before the "
+        "holdout (scored by a model fitted without them)",
+    )
+    recall_margin: float = Field(
+        default=DEFAULT_RECALL_MARGIN,
+        description="Chosen at recall >= min_recall + this on those days, so recall on the "
+        "following period stays at the policy's level",
     )
     production_margin: float = Field(
         default=0.01, description="Largest PR-AUC drop vs production that still passes"
@@ -169,7 +180,8 @@ def build_crime_model(city: City):
 
         result = train_and_evaluate(
             train, test, city=city.name, params=params, min_recall=config.min_recall, seed=config.seed,
-            progress=context.log.info,
+            progress=context.log.info, threshold_days=config.threshold_days,
+            recall_margin=config.recall_margin,
         )
         manifest = result.manifest
         version = str(manifest["version"])
@@ -237,15 +249,25 @@ def build_crime_model(city: City):
                 "train_rows": int(len(train)),
                 "test_rows": int(len(test)),
                 "days_quarantined_in_window": len(quarantined),
+                # Headline: what the deployed threshold does on the held-out days.
+                "precision_at_threshold": float(model_metrics["at_threshold"]["precision"]),
+                "recall_at_threshold": float(model_metrics["at_threshold"]["recall"]),
+                "threshold": float(manifest["threshold"]),
+                "threshold_min_recall": float(config.min_recall),
+                "threshold_chosen_on": "{start}..{end}".format(
+                    **manifest["threshold_policy"]["slice_window"]
+                ),
+                "threshold_target_recall": float(manifest["threshold_policy"]["target_recall"]),
+                "f1_at_threshold": float(model_metrics["at_threshold"]["f1"]),
                 "roc_auc": float(model_metrics["roc_auc"]),
                 "pr_auc": float(model_metrics["pr_auc"]),
                 "log_loss": float(model_metrics["log_loss"]),
                 "brier": float(model_metrics["brier"]),
-                "threshold": float(manifest["threshold"]),
-                "precision_at_threshold": float(model_metrics["at_threshold"]["precision"]),
-                "recall_at_threshold": float(model_metrics["at_threshold"]["recall"]),
-                "f1_at_threshold": float(model_metrics["at_threshold"]["f1"]),
-                "precision_at_recall_0_6": _number(model_metrics.get("precision_at_recall_0_6")),
+                # A curve statistic (best point of the held-out days' own PR curve, picked
+                # with their labels), not an operating point: labelled so in the key.
+                "curve_precision_at_recall_0_6": _number(
+                    model_metrics.get("precision_at_recall_0_6")
+                ),
                 "expected_calibration_error": _number(
                     (model_metrics.get("calibration") or {}).get("expected_calibration_error")
                 ),

@@ -4,9 +4,13 @@ All functions take ``y`` (1 = burglary, 0 = theft) and ``p`` (predicted P(burgla
 same rows, and return plain Python numbers/lists so the result goes straight into a JSON
 manifest or Dagster metadata.
 
-Why PR-AUC and "precision at recall >= 0.6" lead: burglaries are the minority (about 15 %),
-so ROC-AUC looks good for weak models; the original project's question was "if we must catch
-at least 60 % of burglaries, how many of our alerts are right?".
+Why PR-AUC and the metrics at the deployed threshold lead: burglaries are the minority (about
+15 %), so ROC-AUC looks good for weak models; the original project's question was "if we must
+catch at least 60 % of burglaries, how many of our alerts are right?". That question is answered
+by precision and recall *at the threshold chosen before the period* (``at_threshold``), which is
+what the deployed model does. "Precision at recall >= 0.6" read off a period's own curve picks
+its best point with that period's labels: it is a statistic of the ranking, kept under the
+``curve_`` keys and labelled as such, never an operating point anyone can deploy.
 """
 
 from __future__ import annotations
@@ -192,23 +196,43 @@ def evaluate(
 ) -> dict[str, Any]:
     """Every held-out metric of one model on one set of rows, JSON-ready.
 
-    Ranking metrics (ROC-AUC, PR-AUC, precision at recall) are ``None`` when the rows hold a
-    single class: they are undefined there, and NaN is not valid JSON.
+    Headline: ``precision_at_threshold`` / ``recall_at_threshold``, at the ``threshold`` chosen
+    before these rows were seen. ``curve_precision_at_min_recall`` and
+    ``precision_at_recall_0_6`` are curve statistics (best point of these rows' own curve, at
+    ``min_recall`` and at 0.6). Ranking metrics (ROC-AUC, PR-AUC, the curve statistics) are
+    ``None`` when the rows hold a single class: they are undefined there, and NaN is not valid
+    JSON.
     """
     y, p = _validate(y, p)
     both = _both_classes(y)
-    recall_key = f"precision_at_recall_{_key(min_recall)}"
-    return {
+    at_threshold = threshold_metrics(y, p, threshold)
+    curve_at_policy = precision_at_recall(y, p, min_recall) if both else None
+    result = {
         "rows": len(y),
         "burglary_rate": float(y.mean()),
+        # The headline: what the deployed threshold does on these rows.
+        "threshold": float(threshold),
+        "precision_at_threshold": at_threshold["precision"],
+        "recall_at_threshold": at_threshold["recall"],
+        "min_recall": float(min_recall),
         "roc_auc": float(roc_auc_score(y, p)) if both else None,
         "pr_auc": float(average_precision_score(y, p)) if both else None,
-        recall_key: precision_at_recall(y, p, min_recall) if both else None,
+        # Curve statistics: the best point of these rows' own precision-recall curve.
+        "curve_precision_at_min_recall": curve_at_policy,
+        # Always at recall 0.6, whatever ``min_recall`` is, so the name never lies (it used to
+        # follow ``min_recall``, and readers of the 0.6 key got nothing -> NaN).
+        "precision_at_recall_0_6": (
+            curve_at_policy if min_recall == DEFAULT_MIN_RECALL
+            else precision_at_recall(y, p, DEFAULT_MIN_RECALL) if both else None
+        ),
         "log_loss": log_loss(y, p),
         "brier": brier_score(y, p),
-        "at_threshold": threshold_metrics(y, p, threshold),
+        "at_threshold": at_threshold,
         "calibration": calibration(y, p, n_bins),
     }
+    if min_recall != DEFAULT_MIN_RECALL:
+        result[f"precision_at_recall_{_key(min_recall)}"] = curve_at_policy
+    return result
 
 
 def _key(value: float) -> str:

@@ -6,10 +6,12 @@ The protocol, and why:
   and the place-history features are only honest when the past predicts the future; a random
   split would let a training row and a test row of the same day and block explain each other.
   :func:`train_and_evaluate` refuses overlapping periods.
-* **The threshold is chosen on the training side.** A later validation slice of the training
-  window (the last ``validation_days``) is held out, a model fitted on the rest scores it, and
-  the policy of :func:`~superdan_assets.ml.metrics.choose_threshold` picks the threshold
-  there. The final model is then refitted on the whole training window. The test period is
+* **The threshold is chosen on the training side, from recent realised performance.** A later
+  validation slice of the training window (the last ``validation_days``) is held out, a model
+  fitted on the rest scores it, and the policy of
+  :func:`~superdan_assets.ml.metrics.choose_threshold` picks the threshold on its most recent
+  ``threshold_days`` (:func:`choose_recent_threshold`; the choice and its evidence go to the
+  manifest). The final model is then refitted on the whole training window. The test period is
   touched once, by the final models, for metrics only.
 * **Baselines in the same run**, on the same rows: the class prior and the original project's
   protocol, so every registered model says how much better than them it is.
@@ -39,6 +41,7 @@ from sklearn.pipeline import Pipeline
 
 from superdan_assets.ml import metrics
 from superdan_assets.ml.baselines import build_prior_baseline, build_seed_protocol_baseline
+from superdan_assets.ml.defaults import DEFAULT_RECALL_MARGIN, DEFAULT_THRESHOLD_DAYS
 from superdan_assets.ml.labels import (
     FEATURE_ROW_COLUMNS,
     FEATURE_ROW_DTYPES,
@@ -56,8 +59,12 @@ from superdan_assets.ml.model import (
 
 Progress = Callable[[str], None]
 
-#: Days at the end of the training window used to choose the threshold.
+#: Days at the end of the training window scored by a model fitted without them.
 DEFAULT_VALIDATION_DAYS = 180
+#: Slices recorded as evidence next to the chosen one (days before the holdout).
+EVIDENCE_SLICES = (28, 56, 90, 180)
+#: Fewer burglaries than this in the recent slice: widen it to the whole validation slice.
+MIN_THRESHOLD_POSITIVES = 30
 #: The validation slice never takes more than this share of the training rows (short windows).
 MAX_VALIDATION_FRACTION = 0.25
 MODEL_NAME = "lightgbm_place_history"
@@ -172,6 +179,63 @@ def example_incidents(rows: pd.DataFrame, n: int = 2) -> list[dict[str, Any]]:
         out.append(incident)
     return out
 
+def _last_days(dates: pd.Series, days: int) -> np.ndarray:
+    start = dates.max().normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=days)
+    return (dates >= start).to_numpy()
+
+
+def choose_recent_threshold(
+    rows: pd.DataFrame,
+    scores: np.ndarray,
+    min_recall: float = metrics.DEFAULT_MIN_RECALL,
+    threshold_days: int = DEFAULT_THRESHOLD_DAYS,
+    recall_margin: float = DEFAULT_RECALL_MARGIN,
+) -> dict[str, Any]:
+    """The policy's threshold on the most recent ``threshold_days`` of scored labelled rows.
+
+    ``rows``/``scores``: the validation slice (the last days before the holdout) and the scores
+    of a model fitted without it. The policy (highest precision among recall >= target) runs on
+    the last ``threshold_days`` of them with target ``min_recall + recall_margin``; when that
+    slice holds fewer than :data:`MIN_THRESHOLD_POSITIVES` burglaries, on the whole slice.
+    Returns the threshold and the evidence for the manifest: the slice, the metrics at the
+    threshold on it and on the whole validation slice, and the thresholds the other candidate
+    slices would have given.
+    """
+    if recall_margin < 0:
+        raise ValueError(f"recall_margin must be >= 0; got {recall_margin}")
+    y = _labels(rows)
+    target = min(1.0, min_recall + recall_margin)
+    recent = _last_days(rows["date"], threshold_days)
+    widened = int(y[recent].sum()) < MIN_THRESHOLD_POSITIVES
+    if widened:
+        recent = np.ones(len(rows), dtype=bool)
+    threshold = metrics.choose_threshold(y[recent], scores[recent], target)
+    candidates = {}
+    span = (rows["date"].max().normalize() - rows["date"].min().normalize()).days + 1
+    for days in EVIDENCE_SLICES:
+        mask = _last_days(rows["date"], days)
+        # A slice longer than the validation span would repeat the whole slice.
+        if days <= span and int(y[mask].sum()) >= MIN_THRESHOLD_POSITIVES:
+            candidates[f"{days}d"] = {
+                "threshold": metrics.choose_threshold(y[mask], scores[mask], target),
+                "rows": int(mask.sum()),
+            }
+    return {
+        "threshold": threshold,
+        "rule": "highest precision among thresholds with recall >= target_recall",
+        "min_recall": min_recall,
+        "recall_margin": recall_margin,
+        "target_recall": target,
+        "threshold_days": threshold_days,
+        "widened_to_validation_slice": widened,
+        "slice_window": _window(rows.loc[recent]),
+        "slice_rows": int(recent.sum()),
+        "slice_burglaries": int(y[recent].sum()),
+        "at_threshold_on_slice": metrics.threshold_metrics(y[recent], scores[recent], threshold),
+        "at_threshold_on_validation": metrics.threshold_metrics(y, scores, threshold),
+        "candidate_slices": candidates,
+    }
+
 
 def data_fingerprint(rows: pd.DataFrame) -> str:
     """sha256 over the feature rows' content (order included): same data, same hash."""
@@ -239,6 +303,8 @@ def train_and_evaluate(
     validation_days: int = DEFAULT_VALIDATION_DAYS,
     include_seed_protocol: bool = True,
     city: str | None = None,
+    threshold_days: int = DEFAULT_THRESHOLD_DAYS,
+    recall_margin: float = DEFAULT_RECALL_MARGIN,
 ) -> TrainingResult:
     """Fit the model (and the baselines) on ``train_raw``, evaluate on the later ``test_raw``.
 
@@ -285,10 +351,11 @@ def train_and_evaluate(
     validation_model = build_pipeline(resolved)
     timings["validation_fit_seconds"] = _timed_fit(validation_model, fit_rows)
     validation_scores = validation_model.predict_proba(validation_rows)[:, 1]
-    threshold = metrics.choose_threshold(_labels(validation_rows), validation_scores, min_recall)
-    validation_metrics = metrics.threshold_metrics(
-        _labels(validation_rows), validation_scores, threshold
+    threshold_choice = choose_recent_threshold(
+        validation_rows, validation_scores, min_recall, threshold_days, recall_margin
     )
+    threshold = threshold_choice["threshold"]
+    validation_metrics = threshold_choice["at_threshold_on_validation"]
     del validation_model
 
     # 2. The final model on the whole training window.
@@ -342,12 +409,19 @@ def train_and_evaluate(
         "task": "P(burglary) for a theft-or-burglary incident",
         "threshold": threshold,
         "threshold_policy": {
-            "rule": "highest precision among thresholds with recall >= min_recall",
-            "min_recall": min_recall,
-            "chosen_on": "validation slice at the end of the training window",
+            **{k: v for k, v in threshold_choice.items() if k != "threshold"},
+            "chosen_on": f"the last {threshold_days} labelled days before the holdout "
+            "(or the whole validation slice when they hold too few burglaries), scored by a "
+            "model fitted without the validation slice",
             "validation_window": _window(validation_rows),
             "validation_rows": len(validation_rows),
             "validation_at_threshold": validation_metrics,
+            "defaults": {
+                "threshold_days": DEFAULT_THRESHOLD_DAYS,
+                "recall_margin": DEFAULT_RECALL_MARGIN,
+                "measured_by": "benchmarks/threshold_window.py on the validation years 2016 "
+                "and 2017 (benchmarks/README.md)",
+            },
         },
         "training_window": _window(train),
         "test_window": _window(test),
@@ -355,6 +429,15 @@ def train_and_evaluate(
         "burglary_rate": {
             "train": float(_labels(train).mean()),
             "test": float(y_test.mean()),
+        },
+        # What the deployed threshold does on the test period: the numbers to quote.
+        "headline": {
+            "threshold": threshold,
+            "precision_at_threshold": evaluated["model"]["precision_at_threshold"],
+            "recall_at_threshold": evaluated["model"]["recall_at_threshold"],
+            "min_recall": min_recall,
+            "period": _window(test),
+            "pr_auc": evaluated["model"]["pr_auc"],
         },
         "metrics": results,
         "input_columns": list(MODEL_INPUT_COLUMNS),

@@ -133,3 +133,36 @@ def test_pr_curve_is_thinned_and_ends_at_full_recall():
     assert len(curve["recall"]) <= 101
     assert curve["recall"][0] == 0.0 and curve["recall"][-1] == 1.0
     assert curve["recall"] == sorted(curve["recall"])
+
+
+def test_headline_is_precision_and_recall_at_the_given_threshold():
+    result = evaluate(Y, P, threshold=0.5)
+    # Only the 0.8 row reaches 0.5: one burglary of two caught, no false alarm.
+    assert (result["precision_at_threshold"], result["recall_at_threshold"]) == (1.0, 0.5)
+    assert result["threshold"] == 0.5
+    assert result["at_threshold"]["precision"] == result["precision_at_threshold"]
+
+
+@pytest.mark.parametrize("min_recall", [0.5, 0.6, 0.75, 1.0])
+def test_curve_statistic_at_0_6_is_defined_whatever_the_policy_recall(min_recall):
+    """It used to be keyed by ``min_recall``: with 0.5, the 0.6 key was missing (NaN)."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 400)
+    p = np.clip(0.3 * y + rng.uniform(0, 0.7, 400), 0, 1)
+    result = evaluate(y, p, threshold=0.5, min_recall=min_recall)
+    assert result["precision_at_recall_0_6"] == pytest.approx(precision_at_recall(y, p, 0.6))
+    assert result["curve_precision_at_min_recall"] == pytest.approx(
+        precision_at_recall(y, p, min_recall)
+    )
+    assert result["min_recall"] == min_recall
+    if min_recall < 0.6:
+        # A looser recall requirement can only allow a better best point.
+        assert result["curve_precision_at_min_recall"] >= result["precision_at_recall_0_6"]
+    json.dumps(result, allow_nan=False)
+
+
+def test_curve_statistics_are_none_for_a_single_class():
+    result = evaluate([0, 0, 0], [0.1, 0.2, 0.3], threshold=0.25, min_recall=0.5)
+    assert result["precision_at_recall_0_6"] is None
+    assert result["curve_precision_at_min_recall"] is None
+    assert result["recall_at_threshold"] == 0.0

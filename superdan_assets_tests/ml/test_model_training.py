@@ -197,7 +197,25 @@ def test_train_and_evaluate_returns_a_complete_result(result, raw_test):
         manifest["threshold_policy"]["validation_window"]["end"]
         <= (manifest["training_window"]["end"])
     )
+    # The headline is the deployed threshold's precision and recall on the test period.
+    at = result.metrics["model"]["at_threshold"]
+    assert manifest["headline"]["threshold"] == result.threshold
+    assert manifest["headline"]["precision_at_threshold"] == at["precision"]
+    assert manifest["headline"]["recall_at_threshold"] == at["recall"]
+    assert manifest["headline"]["period"] == manifest["test_window"]
     json.dumps(manifest, allow_nan=False)
+
+
+def test_a_different_policy_recall_keeps_every_metric_defined(raw_train, raw_test):
+    other = train_and_evaluate(
+        raw_train, raw_test, params=FAST_PARAMS, validation_days=20, min_recall=0.5,
+        include_seed_protocol=False,
+    )
+    model = other.metrics["model"]
+    assert model["precision_at_recall_0_6"] is not None
+    assert model["curve_precision_at_min_recall"] == model["precision_at_recall_0_5"]
+    assert other.manifest["headline"]["min_recall"] == 0.5
+    json.dumps(other.manifest, allow_nan=False)
 
 
 def test_artifact_of_a_training_run_loads(tmp_path, result, raw_test):
@@ -299,3 +317,65 @@ def test_single_incident_scoring_stays_fast(raw_test, fitted):
         fitted.predict_proba(row)
         timings.append(time.perf_counter() - start)
     assert statistics.median(timings) < 0.05
+
+
+def _scored_days(days: int, per_day: int, seed: int, shift_from: int | None = None):
+    """Rows over ``days`` days with scores; from day ``shift_from`` on, burglaries score lower
+    (the recent days behave differently from the older ones)."""
+    rng = np.random.default_rng(seed)
+    dates = pd.to_datetime("2017-01-01") + pd.to_timedelta(
+        np.repeat(np.arange(days), per_day), unit="D"
+    ) + pd.Timedelta(hours=12)
+    label = rng.integers(0, 2, len(dates))
+    lift = np.where(np.arange(len(dates)) // per_day >= (shift_from or days), 0.15, 0.35)
+    scores = np.clip(rng.uniform(0, 0.65, len(dates)) + label * lift, 0, 1)
+    return pd.DataFrame({"date": dates, LABEL_COLUMN: label}), scores
+
+
+def test_recent_threshold_is_the_policy_on_the_last_days_only():
+    from superdan_assets.ml.metrics import choose_threshold
+    from superdan_assets.ml.training import choose_recent_threshold
+
+    rows, scores = _scored_days(days=120, per_day=40, seed=5, shift_from=92)
+    choice = choose_recent_threshold(rows, scores, 0.6, threshold_days=28, recall_margin=0.0)
+    recent = (rows["date"] >= "2017-04-03").to_numpy()
+    assert choice["slice_rows"] == int(recent.sum()) == 28 * 40
+    assert choice["threshold"] == choose_threshold(rows[LABEL_COLUMN][recent], scores[recent], 0.6)
+    # The recent days score burglaries lower, so the whole slice's threshold would be higher
+    # and miss the policy's recall on the recent days.
+    whole = choose_recent_threshold(rows, scores, 0.6, threshold_days=120, recall_margin=0.0)
+    assert whole["threshold"] > choice["threshold"]
+    assert choice["at_threshold_on_slice"]["recall"] >= 0.6
+    assert choice["slice_window"]["start"].startswith("2017-04-03")
+    assert set(choice["candidate_slices"]) == {"28d", "56d", "90d"}
+    assert choice["candidate_slices"]["28d"]["threshold"] == choice["threshold"]
+
+
+def test_recall_margin_raises_the_target_and_lowers_the_threshold():
+    from superdan_assets.ml.training import choose_recent_threshold
+
+    rows, scores = _scored_days(days=60, per_day=40, seed=6)
+    plain = choose_recent_threshold(rows, scores, 0.6, threshold_days=56, recall_margin=0.0)
+    margin = choose_recent_threshold(rows, scores, 0.6, threshold_days=56, recall_margin=0.05)
+    assert margin["target_recall"] == pytest.approx(0.65)
+    assert margin["threshold"] <= plain["threshold"]
+    assert margin["at_threshold_on_slice"]["recall"] >= 0.65
+    with pytest.raises(ValueError, match="recall_margin"):
+        choose_recent_threshold(rows, scores, 0.6, recall_margin=-0.1)
+
+
+def test_a_recent_slice_with_too_few_burglaries_widens_to_the_validation_slice():
+    from superdan_assets.ml.training import MIN_THRESHOLD_POSITIVES, choose_recent_threshold
+
+    rows, scores = _scored_days(days=30, per_day=4, seed=7)
+    choice = choose_recent_threshold(rows, scores, 0.6, threshold_days=3)
+    assert rows[LABEL_COLUMN].tail(12).sum() < MIN_THRESHOLD_POSITIVES
+    assert choice["widened_to_validation_slice"] is True
+    assert choice["slice_rows"] == len(rows)
+
+
+def test_manifest_records_the_threshold_choice(result):
+    policy = result.manifest["threshold_policy"]
+    assert policy["threshold_days"] > 0 and policy["target_recall"] >= policy["min_recall"]
+    assert policy["slice_window"]["end"] <= result.manifest["training_window"]["end"]
+    assert policy["at_threshold_on_slice"]["threshold"] == result.threshold
