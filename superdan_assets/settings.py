@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from superdan_assets.deploy.result import DEFAULT_SAGEMAKER_INSTANCE_TYPE
+
 #: Thread settings applied by the project itself (GUIDE section 5): with the default active
 #: OpenMP wait policy, multi-threaded gradient boosting ran 25-800x slower on 2-core machines.
 OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "passive"}
@@ -88,5 +90,7 @@ class Settings:
             sagemaker_endpoint_name=_env("SUPERDAN_SAGEMAKER_ENDPOINT", "superdan-crime-model"),
             sagemaker_image_uri=_env("SUPERDAN_SAGEMAKER_IMAGE_URI"),
             sagemaker_role_arn=_env("SUPERDAN_SAGEMAKER_ROLE_ARN"),
-            sagemaker_instance_type=_env("SUPERDAN_SAGEMAKER_INSTANCE_TYPE", "ml.m5.large"),
+            sagemaker_instance_type=_env(
+                "SUPERDAN_SAGEMAKER_INSTANCE_TYPE", DEFAULT_SAGEMAKER_INSTANCE_TYPE
+            ),
         )

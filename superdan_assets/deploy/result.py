@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+#: The SageMaker instance type an endpoint gets unless SUPERDAN_SAGEMAKER_INSTANCE_TYPE says
+#: otherwise (one place: the settings, the resource and the backend read it from here).
+DEFAULT_SAGEMAKER_INSTANCE_TYPE = "ml.m5.large"
 
 class DeploymentError(RuntimeError):
     """A deployment did not happen; the message says why and what is still serving."""

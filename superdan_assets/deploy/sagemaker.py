@@ -36,7 +36,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from superdan_assets.deploy.packaging import package_tarball, version_slug
-from superdan_assets.deploy.result import DeploymentError, DeploymentResult, RollbackError
+from superdan_assets.deploy.result import (
+    DEFAULT_SAGEMAKER_INSTANCE_TYPE,
+    DeploymentError,
+    DeploymentResult,
+    RollbackError,
+)
 from superdan_assets.deploy.smoke import SMOKE_INCIDENTS, check_predictions, invocation_body
 from superdan_assets.ml.artifact import ModelIntegrityError
 
@@ -59,7 +64,7 @@ class SageMakerConfig:
     image_uri: str  # the project's serving image in ECR (``superdan serve``)
     execution_role_arn: str  # the role SageMaker assumes to pull the image and the model
     prefix: str = "superdan/models"
-    instance_type: str = "ml.m5.large"
+    instance_type: str = DEFAULT_SAGEMAKER_INSTANCE_TYPE
     instance_count: int = 1
     variant_name: str = "AllTraffic"
     region_name: str | None = None

@@ -12,6 +12,8 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from superdan_assets.deploy.result import DEFAULT_SAGEMAKER_INSTANCE_TYPE
+
 
 class EndpointResource(ConfigurableResource):
     """The deployment target of ``model_endpoint``."""
@@ -34,7 +36,7 @@ class EndpointResource(ConfigurableResource):
     sagemaker_prefix: str = Field(default="superdan/models")
     sagemaker_image_uri: str | None = Field(default=None, description="ECR image of the Dockerfile")
     sagemaker_role_arn: str | None = Field(default=None, description="SageMaker execution role")
-    sagemaker_instance_type: str = Field(default="ml.m5.large")
+    sagemaker_instance_type: str = Field(default=DEFAULT_SAGEMAKER_INSTANCE_TYPE)
     sagemaker_instance_count: int = Field(default=1)
     sagemaker_wait_timeout_s: float = Field(default=1800.0)
     sagemaker_poll_interval_s: float = Field(default=30.0)
