@@ -79,14 +79,9 @@ def kernel_matrix(units: Units, radius_m: float, distance_unit_m: float, self_we
     if not self_weight:
         keep = rows != cols
         rows, cols, dist = rows[keep], cols[keep], dist[keep]
+    # The COO output keeps each located unit's pair with itself (distance 0, weight 1).
     weights = 1.0 / (1.0 + dist / distance_unit_m)
-    matrix = sparse.coo_matrix((weights, (rows, cols)), shape=(n, n)).tocsr()
-    if self_weight:
-        # sparse_distance_matrix drops exact zeros (the diagonal): put the self weight back.
-        diagonal = np.zeros(n)
-        diagonal[located] = 1.0
-        matrix = matrix + sparse.diags(diagonal)
-    return matrix.tocsr()
+    return sparse.coo_matrix((weights, (rows, cols)), shape=(n, n)).tocsr()
 
 
 def neighbour_matrix(units: Units, radius_m: float):
@@ -164,7 +159,7 @@ class FeatureBuilder:
             cols.append(xy[:, 1] / 1000.0)
         if c.calendar:
             date = day_date(day)
-            angle = 2 * np.pi * (date.dayofyear - 1) / 365.25
+            angle = 2 * np.pi * (date.day_of_year - 1) / 365.25
             cols.append(np.full(n, date.weekday(), dtype=float))
             cols.append(np.full(n, np.sin(angle)))
             cols.append(np.full(n, np.cos(angle)))
