@@ -117,3 +117,21 @@ def _html(text) -> str:
     import html
 
     return html.escape(str(text))
+
+
+def hit_rate_chart_png(records: list[dict]) -> bytes:
+    """PNG: realised hit rate at 1 % per day of the model and of the long-term baseline."""
+    figure = Figure(figsize=(9, 3.2))
+    FigureCanvasAgg(figure)
+    days = pd.to_datetime([r["day"] for r in records])
+    for i, crime_type in enumerate(CRIME_TYPES):
+        ax = figure.add_subplot(1, 2, i + 1)
+        for method, style in (("model", "-o"), ("all_history", "--")):
+            values = [(r.get(crime_type) or {}).get(method, np.nan) for r in records]
+            ax.plot(days, values, style, markersize=3, label=method.replace("_", " "))
+        ax.set_title(f"{crime_type}: share of crimes on the top 1 %")
+        ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+        ax.legend(fontsize=7)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    return buffer.getvalue()

@@ -81,23 +81,29 @@ class GateResult:
     summary: dict
 
 
-def gate(board: Scoreboard, share_key: str = "1pct") -> GateResult:
-    """Pass when the model's PAI beats the best baseline's for every crime type at ``share_key``."""
+def gate(board: Scoreboard, share_key: str = "1pct", min_ratio: float = 1.0) -> GateResult:
+    """Pass when, for every crime type at ``share_key``, the model's PAI is more than
+    ``min_ratio`` times the best baseline's (1.0: it must beat every baseline)."""
     summary = board.summary()
     failures = []
     for crime_type, shares in summary.items():
         entry = shares[share_key]
         ratio = entry["pai_ratio_vs_best_baseline"]
-        if ratio is None or ratio <= 1.0:
+        if ratio is None or ratio <= min_ratio:
             failures.append(
                 f"{crime_type}: model PAI {entry['model']['pai']} <= {entry['best_baseline']} "
-                f"PAI {entry[entry['best_baseline']]['pai']} at {share_key}"
+                f"PAI {entry[entry['best_baseline']]['pai']} at {share_key} (ratio {ratio}, "
+                f"needs more than {min_ratio})"
             )
     if failures:
         return GateResult(False, "; ".join(failures), summary)
-    return GateResult(True, f"beats the best baseline's PAI at {share_key} for every type", summary)
+    return GateResult(
+        True, f"PAI above {min_ratio} x the best baseline's at {share_key} for every type", summary
+    )
 
 
-def validate(model: StreetRiskModel, rows: pd.DataFrame, days, progress=None) -> GateResult:
+def validate(
+    model: StreetRiskModel, rows: pd.DataFrame, days, min_ratio: float = 1.0, progress=None
+) -> GateResult:
     """Score ``days`` (forecast each from its own history) and apply :func:`gate`."""
-    return gate(score_days(model, rows, days, progress))
+    return gate(score_days(model, rows, days, progress), min_ratio=min_ratio)
