@@ -208,6 +208,6 @@ def test_maps_show_the_flagged_places(model, rows):
 
 def test_feature_config_changes_are_refused_at_prediction(model, rows):
     units = build_units(rows)
-    builder = FeatureBuilder(units, Events.from_rows(rows, units), FeatureConfig(location=False))
+    builder = FeatureBuilder(units, Events.from_rows(rows, units), FeatureConfig(location=True))
     with pytest.raises(ValueError, match="feature settings differ"):
         model.expected_counts(builder, day_number("2017-01-15"), "theft")

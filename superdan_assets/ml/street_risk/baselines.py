@@ -26,11 +26,16 @@ BASELINES: tuple[str, ...] = ("last_28_days", "all_history", "prospective")
 class BaselineScorer:
     """Scores (and tie-breaks) of the three baselines for a day, for one crime type's events."""
 
-    def __init__(self, units: Units, events: Events, kernel: KernelConfig | None = None):
+    def __init__(
+        self, units: Units, events: Events, kernel: KernelConfig | None = None, matrix=None
+    ):
+        """``matrix``: the kernel's unit-pair weights when already built (the features have it)."""
         self.events = events
         self.kernel_config = kernel or KernelConfig()
         k = self.kernel_config
-        self.kernel = kernel_matrix(units, k.radius_m, k.distance_unit_m)
+        self.kernel = matrix if matrix is not None else kernel_matrix(
+            units, k.radius_m, k.distance_unit_m
+        )
 
     def scores(self, day: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per baseline: (score, tie-break) arrays over all units for ``day``."""

@@ -74,8 +74,8 @@ def forecast_day(
     frames = []
     for crime_type, label in CRIME_TYPES.items():
         expected = model.expected_counts(builder, number, crime_type)
-        kernel = model.feature_config.kernels[crime_type]
-        baselines = BaselineScorer(units, events.of_type(label), kernel)
+        kernel, matrix = builder.kernels[label]
+        baselines = BaselineScorer(units, builder.by_type[label], kernel, matrix)
         frames.append(_frame(units, number, day, crime_type, expected, baselines.scores(number)))
     return pd.concat(frames, ignore_index=True)
 
