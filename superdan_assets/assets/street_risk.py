@@ -13,8 +13,8 @@ What it does for a day:
    ``D - validation_days``, scores it against the baselines on the ``validation_days`` days
    before D (the gate), registers it and deploys it only when the gate passes (W&B run either
    way);
-2. the forecast frame of D (``street_risk/D.parquet``), the PNG map and top-20 table in the
-   metadata, the folium HTML map beside the partition (``street_risk/D.html``);
+2. the forecast frame of D (``street_risk/forecasts/D.parquet``), the PNG map and top-20
+   table in the metadata, the folium HTML map beside it (``street_risk/forecasts/D.html``);
 3. monitoring: the previous day's forecast scored against the previous day's crimes
    (``street_risk/monitoring/D-1.json``), charted, and a WARN check when the model stayed below
    the long-term hot-spot baseline for 7 days in a row.
@@ -52,6 +52,8 @@ from superdan_assets.storage.registry import ModelRegistry
 ASSET = "street_risk"
 PREFIX = "street_risk"
 MONITORING = "monitoring"
+#: Same folder name as ``serving/risk.py`` reads: the endpoint can serve this folder as is.
+FORECASTS = "forecasts"
 CHECK = "hit_rate_above_long_term_baseline"
 STREAK_DAYS = 7
 CHART_DAYS = 60
@@ -126,9 +128,9 @@ def produce_street_risk(
     model, manifest = load_street_risk(model_dir)
     model.set_threads(1)
     forecast = forecast_day(model, history, day)
-    blobs.write_bytes(f"{day}.parquet", frame_to_parquet_bytes(forecast))
+    blobs.write_bytes(f"{FORECASTS}/{day}.parquet", frame_to_parquet_bytes(forecast))
     title = f"street risk {day} (model {manifest['version']})"
-    blobs.write_bytes(f"{day}.html", maps.risk_map_html(forecast, title=title).encode())
+    blobs.write_bytes(f"{FORECASTS}/{day}.html", maps.risk_map_html(forecast, title=title).encode())
     png = maps.risk_map_png(forecast, title=title)
 
     records = _update_monitoring(blobs, history, day, log)
@@ -140,9 +142,9 @@ def produce_street_risk(
         "trained_this_run": trained,
         "places": int((forecast["crime_type"] == "burglary").sum()),
         "history_rows": int(len(history)),
-        "forecast_uri": blobs.uri(f"{day}.parquet"),
+        "forecast_uri": blobs.uri(f"{FORECASTS}/{day}.parquet"),
         "map": MetadataValue.md(png_to_markdown(png, f"street risk {day}")),
-        "interactive_map": MetadataValue.url(_as_url(blobs.uri(f"{day}.html"))),
+        "interactive_map": MetadataValue.url(_as_url(blobs.uri(f"{FORECASTS}/{day}.html"))),
         "top_20": MetadataValue.md(maps.top_table_markdown(forecast, 20)),
         "hit_rate_history": MetadataValue.md(
             png_to_markdown(_hit_rate_chart(records[-CHART_DAYS:]), "realised hit rate at 1 %")
@@ -230,7 +232,7 @@ def _update_monitoring(blobs: BlobStore, history: pd.DataFrame, day: str, log) -
 
     previous = _previous(day)
     try:
-        forecast = parquet_bytes_to_frame(blobs.read_bytes(f"{previous}.parquet"))
+        forecast = parquet_bytes_to_frame(blobs.read_bytes(f"{FORECASTS}/{previous}.parquet"))
     except BlobNotFound:
         forecast = None
     if forecast is not None:

@@ -6,6 +6,10 @@ Where the forecasts come from: a street-risk directory, ``$SUPERDAN_RISK_DIR`` o
     model.json, model.joblib         the street-risk artifact (``ml/street_risk/artifact.py``)
     forecasts/<YYYY-MM-DD>.parquet   the ``street_risk`` asset's daily forecast frames
 
+or the ``street_risk`` folder of local storage itself (``models/production.json`` names the
+deployed version, whose artifact is ``models/<version>/``), so a local endpoint serves each new
+day's forecast as soon as the asset wrote it. Dates are listed on every request.
+
 The artifact's sha256 is verified when the server starts and a mismatch or a non-street-risk
 manifest is refused (``/risk`` then answers 503 saying why; the classifier keeps serving). The
 server never unpickles the street-risk model: it answers from the forecast frames, which are
@@ -68,8 +72,9 @@ class RiskService:
 
     def __init__(self, directory: str | os.PathLike, cache_days: int = 8):
         self.directory = Path(directory)
-        verify_artifact(self.directory)  # raises ModelIntegrityError on a mismatch
-        self.manifest = read_manifest(self.directory)
+        artifact = _artifact_dir(self.directory)
+        verify_artifact(artifact)  # raises ModelIntegrityError on a mismatch
+        self.manifest = read_manifest(artifact)
         if self.manifest.get("kind") != "street_risk":
             raise ModelIntegrityError(
                 f"{str(self.directory)!r} holds a {self.manifest.get('kind', 'classifier')!r} "
@@ -182,6 +187,20 @@ class RiskService:
                 }
             results.append(entry)
         return {"date": date, "model_version": self.version, "risks": results}
+
+
+def _artifact_dir(directory: Path) -> Path:
+    """The artifact inside a street-risk directory (flat, or the storage's registry layout)."""
+    production = directory / "models" / "production.json"
+    if not (directory / "model.json").is_file() and production.is_file():
+        try:
+            version = str(json.loads(production.read_text())["version"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelIntegrityError(f"{production} is not a production pointer: {exc}") from exc
+        if not version or "/" in version or version.startswith("."):
+            raise ModelIntegrityError(f"{production} names an invalid version {version!r}")
+        return directory / "models" / version
+    return directory
 
 
 def load_risk_service(model_dir: str | os.PathLike | None) -> tuple[RiskService | None, str]:

@@ -95,7 +95,7 @@ def test_first_day_trains_gates_deploys_and_maps(storage):
     assert meta["top_20"].value.count("\n| theft |") == 20
     html = Path(meta["interactive_map"].value.removeprefix("file://"))
     assert html.is_file() and "leaflet" in html.read_text().lower()
-    forecast = parquet_bytes_to_frame(street_risk_blobs(storage).read_bytes("2016-10-10.parquet"))
+    forecast = parquet_bytes_to_frame(street_risk_blobs(storage).read_bytes("forecasts/2016-10-10.parquet"))
     assert set(forecast["crime_type"]) == {"burglary", "theft"}
     assert (forecast["day"] == pd.Timestamp("2016-10-10")).all()
     assert meta["places"].value == (forecast["crime_type"] == "burglary").sum()

@@ -165,3 +165,25 @@ def test_a_tampered_risk_artifact_is_refused_and_the_classifier_still_serves(
         assert requests.get(f"{running.url}/ping", timeout=10).status_code == 200
     finally:
         stop_server(running)
+
+
+def test_the_storage_folder_of_the_asset_is_served_as_is(risk_model_dir, tmp_path):
+    """Local storage layout: models/<version>/ + models/production.json + forecasts/."""
+    import json
+
+    from superdan_assets.serving.risk import RiskService
+
+    model_dir, _ = risk_model_dir
+    source = model_dir / "street_risk"
+    version = json.loads((source / "model.json").read_text())["version"]
+    root = tmp_path / "street_risk"
+    (root / "models").mkdir(parents=True)
+    shutil.copytree(source, root / "models" / version, ignore=shutil.ignore_patterns("forecasts"))
+    shutil.copytree(source / "forecasts", root / "forecasts")
+    (root / "models" / "production.json").write_text(json.dumps({"version": version}))
+    service = RiskService(root)
+    assert service.version == version
+    assert service.top(b"type=theft&top=3")["date"] == DAYS[-1]
+    (root / "models" / "production.json").write_text(json.dumps({"version": "../x"}))
+    with pytest.raises(Exception, match="invalid version"):
+        RiskService(root)
