@@ -98,6 +98,37 @@ def street_risk_registry(storage: StorageResource) -> ModelRegistry:
     return ModelRegistry(street_risk_blobs(storage), Path(storage.cache_dir) / "street_risk_models")
 
 
+def endpoint_bundle(
+    storage: StorageResource, classifier_dir: str | Path, target: str | Path, days: int = 14
+) -> Path:
+    """The directory ``model_endpoint`` deploys: the classifier artifact plus ``street_risk/``.
+
+    ``street_risk/`` holds the deployed street-risk artifact (fetched verified) and its last
+    ``days`` forecasts, the layout ``serving/risk.py`` reads from ``<model dir>/street_risk``.
+    Without a deployed street-risk model the bundle is the classifier alone (``/risk`` then
+    answers 503 saying so). The classifier's own files are copied unchanged, so its manifest
+    and sha256 still verify.
+    """
+    import shutil
+
+    target = Path(target)
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(classifier_dir, target)
+    registry = street_risk_registry(storage)
+    version = registry.production_version()
+    if version is None:
+        return target
+    risk_dir = target / "street_risk"
+    shutil.copytree(registry.fetch(version), risk_dir)
+    blobs = street_risk_blobs(storage)
+    keys = sorted(k for k in blobs.list(f"{FORECASTS}/") if k.endswith(".parquet"))
+    (risk_dir / FORECASTS).mkdir()
+    for key in keys[-days:]:
+        (risk_dir / FORECASTS / key.split("/")[-1]).write_bytes(blobs.read_bytes(key))
+    return target
+
+
 @dataclass
 class StreetRiskOutcome:
     """What one day's run produced: the forecast and what the asset reports."""

@@ -123,3 +123,18 @@ def test_next_day_reuses_the_model_and_scores_yesterday(storage):
 def test_a_day_without_history_says_what_is_missing(storage):
     with pytest.raises(Exception, match="no crime_features days are stored before 2015-06-01"):
         _run(storage, "2015-06-01")
+
+
+def test_endpoint_bundle_carries_the_deployed_street_risk_model_and_forecasts(storage, tmp_path):
+    from superdan_assets.assets.street_risk import endpoint_bundle
+    from superdan_assets.ml.artifact import verify_artifact
+    from superdan_assets.serving.risk import RiskService
+    from superdan_assets_tests.serving.fixture_model import VERSION, write_fixture_model
+
+    classifier = write_fixture_model(tmp_path / "classifier")
+    bundle = endpoint_bundle(storage, classifier, tmp_path / "bundle", days=1)
+    assert verify_artifact(bundle)["version"] == VERSION
+    service = RiskService(bundle / "street_risk")
+    assert service.version == street_risk_registry(storage).production_version()
+    assert service.dates() == ["2016-10-11"]  # the last stored forecast only
+    assert service.top(b"type=burglary&top=2")["top"][0]["rank"] == 1
