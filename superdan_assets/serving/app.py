@@ -110,9 +110,13 @@ class InferenceApp:
                 self._on_load_failure(exc)
             return
         self._city = str(model.manifest.get("city") or self.settings.default_city)
-        self.risk, self._risk_unavailable = await asyncio.to_thread(
-            load_risk_service, model.directory
-        )
+        try:
+            self.risk, self._risk_unavailable = await asyncio.to_thread(
+                load_risk_service, model.directory
+            )
+        except Exception as exc:  # /risk must never stop the classifier from serving
+            logger.exception("street-risk forecasts failed to load")
+            self._risk_unavailable = f"street-risk forecasts failed to load: {exc}"
         self.model = model
         self.metrics.model_loaded(True)
         logger.info("model %s ready (threshold %.4f)", model.version, model.threshold)
