@@ -6,7 +6,8 @@ Goes through exactly the code the ``street_risk`` asset uses: the bulk export so
 (features, target horizon, boosting settings, the prospective baseline's radius and weeks)
 was chosen on 2017 days (63 days, training on 2015-2016; ``--period validation`` reruns
 that protocol with the chosen settings); the default
-``--period test`` scores 63 days of 2018 (every 5th day, 2018-01-01 to 2018-11-11), once.
+``--period test`` scores 63 days of 2018 (every 5th day from 2018-01-01, the last 2018-11-07;
+the export ends 2018-11-12), once.
 
 Usage::
 

@@ -44,10 +44,11 @@ class Units:
     longitude: np.ndarray
     ref_lat: float
     cell_size_m: float = DEFAULT_CELL_SIZE_M
-    _lookup: dict[str, int] = field(default_factory=dict, repr=False)
+    _index: pd.Index = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self._lookup = {str(k): i for i, k in enumerate(self.keys)}
+        # A hash index: looking up half a million incident keys is one vectorised call.
+        self._index = pd.Index(np.asarray(self.keys, dtype=object).astype(str))
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -58,8 +59,8 @@ class Units:
 
     def index_of(self, keys) -> np.ndarray:
         """Unit index of each key, -1 for a key that is not a unit."""
-        get = self._lookup.get
-        return np.fromiter((get(str(k), -1) for k in keys), dtype=np.int64, count=len(keys))
+        values = np.asarray(keys, dtype=object).astype(str)
+        return self._index.get_indexer(values).astype(np.int64)
 
     def keys_of(self, frame: pd.DataFrame) -> pd.Series:
         """The unit key of each incident row (<NA> when it has neither block nor location)."""
