@@ -155,7 +155,9 @@ def produce_street_risk(
     from superdan_assets.ml.street_risk.forecast import forecast_day, history_before
 
     history = history_before(history, day)
-    model_dir, manifest, trained = _deployed_or_new_model(history, day, registry, tracker, config, log)
+    model_dir, manifest, tracked = _deployed_or_new_model(
+        history, day, registry, tracker, config, log
+    )
     model, manifest = load_street_risk(model_dir)
     model.set_threads(1)
     forecast = forecast_day(model, history, day)
@@ -170,7 +172,8 @@ def produce_street_risk(
     metadata = {
         "model_version": manifest["version"],
         "model_cutoff": manifest["cutoff"],
-        "trained_this_run": trained,
+        "trained_this_run": tracked is not None,
+        "wandb_run": (tracked.url or tracked.run_id or tracked.mode) if tracked else "not trained",
         "places": int((forecast["crime_type"] == "burglary").sum()),
         "history_rows": int(len(history)),
         "forecast_uri": blobs.uri(f"{FORECASTS}/{day}.parquet"),
@@ -202,15 +205,15 @@ def _previous(day: str) -> str:
 
 
 def _deployed_or_new_model(history, day, registry, tracker, config, log):
-    """(artifact dir, manifest, trained now?) of the model to forecast ``day`` with."""
+    """(artifact dir, manifest, W&B run of a training now or None) of the model for ``day``."""
     version = registry.production_version()
     if version is not None:
         manifest = registry.manifest(version)
         age = (date.fromisoformat(day) - date.fromisoformat(manifest["cutoff"])).days
         if age <= config.retrain_every_days + config.validation_days:
-            return registry.fetch(version), manifest, False
+            return registry.fetch(version), manifest, None
         log(f"deployed street-risk model {version} has cutoff {manifest['cutoff']}: retraining")
-    return (*_train_and_gate(history, day, registry, tracker, config, log), True)
+    return _train_and_gate(history, day, registry, tracker, config, log)
 
 
 def _train_and_gate(history, day, registry, tracker, config, log):
@@ -236,7 +239,7 @@ def _train_and_gate(history, day, registry, tracker, config, log):
     )
     registry.register(staging / "artifact")
     version = manifest["version"]
-    tracker.log_training(
+    tracked = tracker.log_training(
         name=f"street-risk-{version}",
         config={"version": version, "cutoff": manifest["cutoff"], **overrides},
         metrics={"validation": result.summary, "gate_passed": result.passed},
@@ -246,7 +249,7 @@ def _train_and_gate(history, day, registry, tracker, config, log):
     )
     if result.passed:
         registry.promote(version, reason=result.reason)
-        return registry.fetch(version), registry.manifest(version)
+        return registry.fetch(version), registry.manifest(version), tracked
     deployed = registry.production_version()
     if deployed is None:
         raise RuntimeError(
@@ -254,7 +257,7 @@ def _train_and_gate(history, day, registry, tracker, config, log):
             "is deployed: no forecast can be made; widen the history or the validation window"
         )
     log(f"keeping the deployed model {deployed}")
-    return registry.fetch(deployed), registry.manifest(deployed)
+    return registry.fetch(deployed), registry.manifest(deployed), tracked
 
 
 def _update_monitoring(blobs: BlobStore, history: pd.DataFrame, day: str, log) -> list[dict]:

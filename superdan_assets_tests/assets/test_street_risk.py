@@ -52,13 +52,14 @@ def storage(tmp_path_factory) -> StorageResource:
     return storage
 
 
-def _run(storage, day, min_pai_ratio=0.5, raise_on_error=True):
+def _run(storage, day, min_pai_ratio=0.5, raise_on_error=True, tracker=None):
     # The generated city's rates are steady, so the hot-spot baselines are close to the truth
     # and a small model only roughly matches them: the gate's logic is tested in the ml tests;
     # here min_pai_ratio sets which path (deploy or refuse) the run takes.
     return materialize(
         [street_risk],
-        resources={"storage": storage, "tracker": ExperimentTracker(mode="disabled")},
+        resources={"storage": storage,
+                   "tracker": tracker or ExperimentTracker(mode="disabled")},
         partition_key=day,
         instance=DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,
@@ -80,14 +81,18 @@ def test_a_model_failing_its_gate_is_registered_but_never_deployed(storage):
     assert registry.manifest(version)["gate"]["passed"] is False
 
 
-def test_first_day_trains_gates_deploys_and_maps(storage):
-    result = _run(storage, "2016-10-10")
+def test_first_day_trains_gates_deploys_and_maps(storage, tmp_path):
+    wandb_dir = tmp_path / "wandb"
+    result = _run(storage, "2016-10-10",
+                  tracker=ExperimentTracker(mode="offline", directory=str(wandb_dir)))
     assert result.success
     meta = result.asset_materializations_for_node("street_risk")[0].metadata
     registry = street_risk_registry(storage)
     version = registry.production_version()
     assert version is not None and meta["model_version"].value == version
     assert meta["trained_this_run"].value is True
+    assert meta["wandb_run"].value not in ("offline", "not trained")  # the offline run's id
+    assert any(p.name.endswith(".wandb") for p in wandb_dir.rglob("*"))
     manifest = registry.manifest(version)
     assert manifest["kind"] == "street_risk" and manifest["gate"]["passed"]
     assert manifest["cutoff"] == "2016-09-26"  # 14 validation days before the forecast day
