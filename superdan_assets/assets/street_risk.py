@@ -35,6 +35,7 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     Config,
+    DailyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
     TimeWindowPartitionMapping,
@@ -42,7 +43,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from superdan_assets.partitions import daily_partitions
+from superdan_assets.partitions import CITY_TIMEZONE, FIRST_DAY
 from superdan_assets.resources.storage import StorageResource
 from superdan_assets.resources.tracking import ExperimentTracker
 from superdan_assets.storage.blobstore import BlobNotFound, BlobStore, make_blob_store
@@ -56,6 +57,14 @@ MONITORING = "monitoring"
 FORECASTS = "forecasts"
 CHECK = "hit_rate_above_long_term_baseline"
 STREAK_DAYS = 7
+
+#: The city's days, like ``partitions.daily_partitions``, but reaching today: partition D is the
+#: forecast *for* D, made each morning from the days before it, so today's partition must exist
+#: before today is over (``end_offset=1``; the shared definition ends with yesterday, the last
+#: complete day of reports).
+forecast_partitions = DailyPartitionsDefinition(
+    start_date=FIRST_DAY, timezone=CITY_TIMEZONE, end_offset=1
+)
 CHART_DAYS = 60
 
 
@@ -309,7 +318,7 @@ def _hit_rate_chart(records: list[dict]) -> bytes:
 
 
 @asset(
-    partitions_def=daily_partitions,
+    partitions_def=forecast_partitions,
     deps=[
         AssetDep(
             "crime_features",

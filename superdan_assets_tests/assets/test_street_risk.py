@@ -143,3 +143,15 @@ def test_endpoint_bundle_carries_the_deployed_street_risk_model_and_forecasts(st
     assert service.version == street_risk_registry(storage).production_version()
     assert service.dates() == ["2016-10-11"]  # the last stored forecast only
     assert service.top(b"type=burglary&top=2")["top"][0]["rank"] == 1
+
+
+def test_todays_forecast_partition_exists_before_the_day_is_over():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from superdan_assets.assets.street_risk import forecast_partitions
+    from superdan_assets.partitions import daily_partitions
+
+    now = datetime(2018, 3, 5, 6, 30, tzinfo=ZoneInfo("America/Chicago"))
+    assert forecast_partitions.get_partition_keys(current_time=now)[-1] == "2018-03-05"
+    assert daily_partitions.get_partition_keys(current_time=now)[-1] == "2018-03-04"
