@@ -211,3 +211,18 @@ def test_feature_config_changes_are_refused_at_prediction(model, rows):
     builder = FeatureBuilder(units, Events.from_rows(rows, units), FeatureConfig(location=True))
     with pytest.raises(ValueError, match="feature settings differ"):
         model.expected_counts(builder, day_number("2017-01-15"), "theft")
+
+
+def test_a_city_without_blocks_is_forecast_and_scored_on_cells(model, rows):
+    no_blocks = rows.assign(block=pd.Series(pd.NA, index=rows.index, dtype="string"))
+    day = pd.Timestamp("2017-01-20")
+    forecast = forecast_day(model, no_blocks, day)
+    assert forecast["unit"].str.startswith("cell:").all()
+    day_rows = no_blocks[no_blocks["date"].dt.normalize() == day]
+    scores = day_scores(forecast, day_rows)
+    flagged = forecast[(forecast.crime_type == "theft") & forecast.flagged_5pct]
+    units = build_units(no_blocks[no_blocks["date"] < day])
+    thefts = day_rows[day_rows["label"] == 0]
+    keys = units.keys_of(thefts)
+    assert scores["theft"]["model"]["5pct"] == pytest.approx(keys.isin(set(flagged["unit"])).mean())
+    assert 0 < scores["theft"]["model"]["5pct"] <= 1

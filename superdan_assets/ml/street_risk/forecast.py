@@ -123,9 +123,16 @@ def actual_counts(forecast: pd.DataFrame, day_rows: pd.DataFrame, crime_type: st
     if kind == "block":
         keys = rows["block"].astype("string").str.strip()
     else:
-        from superdan_assets.ml.street_risk.units import cell_keys, reference_latitude
+        from superdan_assets.ml.street_risk.units import (
+            DEFAULT_CELL_SIZE_M,
+            cell_keys,
+            reference_latitude,
+        )
 
-        keys = cell_keys(rows["latitude"], rows["longitude"], reference_latitude(forecast["latitude"]), 150.0)
+        # The history's projection latitude is its median rounded to a degree: the same value
+        # from the cells' own (median) locations.
+        ref_lat = reference_latitude(forecast["latitude"])
+        keys = cell_keys(rows["latitude"], rows["longitude"], ref_lat, DEFAULT_CELL_SIZE_M)
     counts = keys.value_counts()
     per_unit = counts.reindex(forecast["unit"].astype(str)).fillna(0).to_numpy(dtype=float)
     return per_unit, int(len(rows) - per_unit.sum())
