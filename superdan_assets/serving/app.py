@@ -28,6 +28,7 @@ from superdan_assets.serving.batching import DEFAULT_MAX_WAIT_S, MicroBatcher
 from superdan_assets.serving.incidents import IncidentColumns, to_frame
 from superdan_assets.serving.metrics import SharedMetrics, WorkerMetrics
 from superdan_assets.serving.protocol import ClientError
+from superdan_assets.serving.risk import RiskService, answer_json, load_risk_service
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ _ROUTES: dict[str, tuple[str, frozenset[str]]] = {
     "/ping": ("ping", frozenset({"GET", "HEAD"})),
     "/invocations": ("invocations", frozenset({"POST"})),
     "/metrics": ("metrics", frozenset({"GET"})),
+    "/risk": ("risk", frozenset({"GET", "POST"})),
 }
 
 
@@ -84,6 +86,9 @@ class InferenceApp:
         self._on_load_failure = on_load_failure
         self.model: LoadedModel | None = None
         self.load_error: BaseException | None = None
+        # Street-risk forecasts (serving/risk.py), found beside the model when it loads.
+        self.risk: RiskService | None = None
+        self._risk_unavailable = "street-risk forecasts are loading; retry"
         self._city = self.settings.default_city
         self._batcher = MicroBatcher(
             self._score,
@@ -105,6 +110,13 @@ class InferenceApp:
                 self._on_load_failure(exc)
             return
         self._city = str(model.manifest.get("city") or self.settings.default_city)
+        try:
+            self.risk, self._risk_unavailable = await asyncio.to_thread(
+                load_risk_service, model.directory
+            )
+        except Exception as exc:  # /risk must never stop the classifier from serving
+            logger.exception("street-risk forecasts failed to load")
+            self._risk_unavailable = f"street-risk forecasts failed to load: {exc}"
         self.model = model
         self.metrics.model_loaded(True)
         logger.info("model %s ready (threshold %.4f)", model.version, model.threshold)
@@ -152,13 +164,16 @@ class InferenceApp:
             if endpoint == "other":
                 raise ClientError(
                     404,
-                    f"no such path {scope['path'][:100]!r}; use /ping, /invocations or /metrics",
+                    f"no such path {scope['path'][:100]!r}; use /ping, /invocations, /risk or "
+                    "/metrics",
                 )
             if scope["method"] not in methods:
                 headers = [(b"allow", ", ".join(sorted(methods)).encode())]
                 raise ClientError(405, f"{scope['method']} is not allowed on {scope['path']}")
             if endpoint == "invocations":
                 status, body, headers = await self._invocations(scope, receive)
+            elif endpoint == "risk":
+                status, body, headers = await self._risk(scope, receive)
             elif endpoint == "ping":
                 status, body, headers = self._ping()
             else:
@@ -224,6 +239,25 @@ class InferenceApp:
             return 200, payload, [(b"content-type", b"text/csv; charset=utf-8")]
         payload = responses.predictions_json(model.version, probabilities, model.threshold)
         return 200, payload, list(_JSON_HEADERS)
+
+    async def _risk(self, scope: Scope, receive: Receive) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """``GET /risk`` (top places) and ``POST /risk`` (points); see ``serving/risk.py``."""
+        request_headers = _headers(scope)
+        if protocol.response_format(request_headers.get("accept")) != protocol.JSON:
+            raise ClientError(406, "/risk answers application/json only")
+        body = b""
+        if scope["method"] == "POST":
+            kind, _ = protocol.request_format(request_headers.get("content-type"))
+            if kind != protocol.JSON:
+                raise ClientError(415, "POST /risk takes application/json")
+            body = await self._read_body(request_headers, receive)
+        if self.risk is None:
+            raise _Answer(503, responses.error_json(503, self._risk_unavailable), list(_JSON_HEADERS))
+        if scope["method"] == "POST":
+            document = await asyncio.to_thread(self.risk.points, body)
+        else:
+            document = await asyncio.to_thread(self.risk.top, scope.get("query_string", b""))
+        return 200, answer_json(document), list(_JSON_HEADERS)
 
     async def _read_body(self, request_headers: dict[str, str], receive: Receive) -> bytes:
         """The request body, or a 413 once it is known to exceed the limit.
