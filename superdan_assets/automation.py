@@ -16,21 +16,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from dagster import (
     AssetSelection,
+    DagsterRunStatus,
     DefaultScheduleStatus,
+    DefaultSensorStatus,
     JobDefinition,
     RunRequest,
+    RunStatusSensorContext,
     ScheduleDefinition,
     ScheduleEvaluationContext,
     define_asset_job,
+    run_status_sensor,
     schedule,
 )
 
 from superdan_assets.assets.city import City
 
-JOB_NAMES = ("ingest_job", "training_job", "train_and_deploy_job", "drift_job", "daily_job")
+JOB_NAMES = (
+    "ingest_job", "training_job", "train_and_deploy_job", "drift_job", "daily_job",
+    "street_risk_job",
+)
 
 
 def job_name(city: str, job: str) -> str:
@@ -46,6 +54,7 @@ def schedule_name(city: str) -> str:
 class CityAutomation:
     jobs: list
     schedule: ScheduleDefinition
+    sensors: list
 
 
 def refetch_window(
@@ -97,6 +106,11 @@ def build_city_automation(city: City) -> CityAutomation:
             description=f"{title}: the drift report of days against the deployed model.",
             tags=city.tags,
         ),
+        "street_risk_job": define_asset_job(
+            job_name(name, "street_risk_job"), selection=keys("street_risk"),
+            description=f"{title}: the day's street-risk forecast from the days before it.",
+            tags=city.tags,
+        ),
         "daily_job": define_asset_job(
             job_name(name, "daily_job"),
             selection=keys("raw_crimes", "crime_features", "drift_report"),
@@ -129,4 +143,32 @@ def build_city_automation(city: City) -> CityAutomation:
             },
         )
 
-    return CityAutomation(jobs=list(jobs.values()), schedule=daily_schedule)
+    @run_status_sensor(
+        name=f"{name}__street_risk_after_daily",
+        run_status=DagsterRunStatus.SUCCESS,
+        monitored_jobs=[jobs["daily_job"]],
+        request_job=jobs["street_risk_job"],
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"After {title}'s daily re-fetch succeeded: forecast today's street risk "
+        "from the days up to yesterday.",
+    )
+    def street_risk_after_daily(context: RunStatusSensorContext):
+        today = forecast_day(context.dagster_run.tags, city.spec.timezone)
+        return RunRequest(
+            run_key=f"{name}-street-risk-{today}",
+            partition_key=today,
+            tags={"superdan/trigger": "daily_job_success", **city.tags},
+        )
+
+    return CityAutomation(
+        jobs=list(jobs.values()), schedule=daily_schedule, sensors=[street_risk_after_daily]
+    )
+
+
+def forecast_day(run_tags: dict[str, str], timezone: str) -> str:
+    """The day to forecast after a daily run: the day after the last re-fetched one (the run's
+    range end, i.e. yesterday when it ran; today in the city when the run has no range)."""
+    end = run_tags.get("dagster/asset_partition_range_end") or run_tags.get("dagster/partition")
+    if end:
+        return (date.fromisoformat(end) + timedelta(days=1)).isoformat()
+    return datetime.now(ZoneInfo(timezone)).date().isoformat()

@@ -39,6 +39,7 @@ defs = Definitions(
             for c in _cities
         ),
         *(build_retraining_sensor(c) for c in _cities),
+        *(sensor for auto in _automation for sensor in auto.sensors),
         *build_retraining_outcome_sensors(),
     ],
     resources=_resources,

@@ -11,7 +11,10 @@ from superdan_assets.automation import build_city_automation, refetch_window
 from superdan_assets.cities import resolve_spec
 
 CHICAGO = ZoneInfo("America/Chicago")
-JOBS = ("ingest_job", "training_job", "train_and_deploy_job", "drift_job", "daily_job")
+JOBS = (
+    "ingest_job", "training_job", "train_and_deploy_job", "drift_job", "daily_job",
+    "street_risk_job",
+)
 
 
 @pytest.fixture(scope="module")
@@ -88,4 +91,37 @@ def test_definitions_wire_schedule_sensors_and_jobs():
         "train_and_deploy_job": {"chicago/crime_model", "chicago/model_endpoint"},
         "drift_job": {"chicago/drift_report"},
         "daily_job": {"chicago/raw_crimes", "chicago/crime_features", "chicago/drift_report"},
+        "street_risk_job": {"chicago/street_risk"},
     }
+
+
+def test_street_risk_is_forecast_for_the_day_after_the_daily_refetch():
+    from dagster import (
+        DagsterEvent,
+        DagsterEventType,
+        DagsterInstance,
+        DagsterRun,
+        build_run_status_sensor_context,
+    )
+
+    from superdan_assets.assets import City
+    from superdan_assets.automation import build_city_automation, forecast_day
+    from superdan_assets.cities import resolve_spec
+
+    tags = {"dagster/asset_partition_range_start": "2018-03-01",
+            "dagster/asset_partition_range_end": "2018-03-07"}
+    assert forecast_day(tags, "America/Chicago") == "2018-03-08"
+    assert forecast_day({"dagster/partition": "2018-03-07"}, "America/Chicago") == "2018-03-08"
+
+    automation = build_city_automation(City(resolve_spec("chicago")))
+    (sensor,) = automation.sensors
+    assert sensor.name == "chicago__street_risk_after_daily"
+    run = DagsterRun(job_name="chicago__daily_job", tags=tags)
+    event = DagsterEvent(DagsterEventType.RUN_SUCCESS.value, "chicago__daily_job")
+    context = build_run_status_sensor_context(
+        sensor_name=sensor.name, dagster_instance=DagsterInstance.ephemeral(),
+        dagster_run=run, dagster_event=event,
+    )
+    request = sensor(context)
+    assert request.partition_key == "2018-03-08"
+    assert request.run_key == "chicago-street-risk-2018-03-08"

@@ -10,7 +10,9 @@ from dagster import AssetKey
 import superdan_assets
 from superdan_assets_tests.conftest import REPO_ROOT
 
-ASSETS = ("raw_crimes", "crime_features", "crime_model", "model_endpoint", "drift_report")
+ASSETS = (
+    "raw_crimes", "crime_features", "crime_model", "model_endpoint", "drift_report", "street_risk",
+)
 JOBS = ("ingest_job", "training_job", "train_and_deploy_job", "drift_job", "daily_job")
 
 

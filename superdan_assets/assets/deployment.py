@@ -12,6 +12,7 @@ import json
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from superdan_assets.assets.city import City
+from superdan_assets.assets.street_risk import endpoint_bundle
 from superdan_assets.assets.training import GATES_FILE
 from superdan_assets.resources.endpoint import EndpointResource
 from superdan_assets.resources.storage import StorageResource
@@ -78,6 +79,12 @@ def build_model_endpoint(city: City):
         require_gates_passed(storage, city.name, version)
         registry = storage.registry(city.name)
         artifact_dir = registry.fetch(version)  # verified copy (sha256 checked)
+        # The city's deployed street-risk model and its recent forecasts travel with the
+        # classifier, so the endpoint answers /risk as well (the bundle keeps the
+        # classifier's files unchanged: its sha256 still verifies).
+        artifact_dir = endpoint_bundle(
+            storage, city.name, artifact_dir, storage.scratch_dir("bundles") / city.name / version
+        )
         context.log.info(f"deploying model {version} to the {endpoint.backend} endpoint")
         backend = endpoint.build(city.name, city.spec.serving.port)
         examples = _example_incidents(artifact_dir)

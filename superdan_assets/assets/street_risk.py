@@ -43,7 +43,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from superdan_assets.partitions import CITY_TIMEZONE, FIRST_DAY
+from superdan_assets.assets.city import City
+from superdan_assets.cities.spec import CitySpec
 from superdan_assets.resources.storage import StorageResource
 from superdan_assets.resources.tracking import ExperimentTracker
 from superdan_assets.storage.blobstore import BlobNotFound, BlobStore, make_blob_store
@@ -58,13 +59,16 @@ FORECASTS = "forecasts"
 CHECK = "hit_rate_above_long_term_baseline"
 STREAK_DAYS = 7
 
-#: The city's days, like ``partitions.daily_partitions``, but reaching today: partition D is the
-#: forecast *for* D, made each morning from the days before it, so today's partition must exist
-#: before today is over (``end_offset=1``; the shared definition ends with yesterday, the last
-#: complete day of reports).
-forecast_partitions = DailyPartitionsDefinition(
-    start_date=FIRST_DAY, timezone=CITY_TIMEZONE, end_offset=1
-)
+
+
+def forecast_partitions(spec: CitySpec) -> DailyPartitionsDefinition:
+    """The city's days, like its data partitions, but reaching today: partition D is the
+    forecast *for* D, made each morning from the days before it, so today's partition must
+    exist before today is over (``end_offset=1``; the data partitions end with yesterday, the
+    last complete day of reports)."""
+    return DailyPartitionsDefinition(
+        start_date=spec.city.first_day.isoformat(), timezone=spec.timezone, end_offset=1
+    )
 CHART_DAYS = 60
 
 
@@ -93,22 +97,29 @@ class StreetRiskConfig(Config):
     seed: int = Field(default=0)
 
 
-def street_risk_blobs(storage: StorageResource) -> BlobStore:
-    """The street-risk part of the storage: ``<base>/street_risk`` or ``s3://.../street_risk``."""
+def street_risk_blobs(storage: StorageResource, city: str) -> BlobStore:
+    """The city's street-risk part of the storage: ``<base>/<city>/street_risk`` or
+    ``s3://.../<city>/street_risk``."""
     return make_blob_store(
         storage.storage,
-        Path(storage.base_dir) / PREFIX,
+        Path(storage.base_dir) / city / PREFIX,
         storage.s3_bucket,
-        f"{storage.s3_prefix}/{PREFIX}".strip("/"),
+        f"{storage.s3_prefix}/{city}/{PREFIX}".strip("/"),
     )
 
 
-def street_risk_registry(storage: StorageResource) -> ModelRegistry:
-    return ModelRegistry(street_risk_blobs(storage), Path(storage.cache_dir) / "street_risk_models")
+def street_risk_registry(storage: StorageResource, city: str) -> ModelRegistry:
+    return ModelRegistry(
+        street_risk_blobs(storage, city), Path(storage.cache_dir) / "street_risk_models" / city
+    )
 
 
 def endpoint_bundle(
-    storage: StorageResource, classifier_dir: str | Path, target: str | Path, days: int = 14
+    storage: StorageResource,
+    city: str,
+    classifier_dir: str | Path,
+    target: str | Path,
+    days: int = 14,
 ) -> Path:
     """The directory ``model_endpoint`` deploys: the classifier artifact plus ``street_risk/``.
 
@@ -124,13 +135,13 @@ def endpoint_bundle(
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(classifier_dir, target)
-    registry = street_risk_registry(storage)
+    registry = street_risk_registry(storage, city)
     version = registry.production_version()
     if version is None:
         return target
     risk_dir = target / "street_risk"
     shutil.copytree(registry.fetch(version), risk_dir)
-    blobs = street_risk_blobs(storage)
+    blobs = street_risk_blobs(storage, city)
     keys = sorted(k for k in blobs.list(f"{FORECASTS}/") if k.endswith(".parquet"))
     (risk_dir / FORECASTS).mkdir()
     for key in keys[-days:]:
@@ -317,49 +328,58 @@ def _hit_rate_chart(records: list[dict]) -> bytes:
     return hit_rate_chart_png(records)
 
 
-@asset(
-    partitions_def=forecast_partitions,
-    deps=[
-        AssetDep(
-            "crime_features",
-            partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1),
-        )
-    ],
-    check_specs=[
-        AssetCheckSpec(
-            CHECK,
-            asset=ASSET,
-            description=f"WARN when the realised hit rate at 1 % stayed below the long-term "
-            f"hot-spot baseline's for {STREAK_DAYS} days in a row",
-        )
-    ],
-    kinds={"lightgbm", "pandas"},
-    group_name="street_risk",
-    description="The day's burglary and theft risk per block (expected count, P(at least one), "
-    "rank), forecast from the days before it, with a map and yesterday's realised hit rate.",
-)
-def street_risk(
-    context: AssetExecutionContext,
-    config: StreetRiskConfig,
-    storage: StorageResource,
-    tracker: ExperimentTracker,
-):
-    day = context.partition_key
-    partitions = storage.partitions()
-    first = (date.fromisoformat(day) - timedelta(days=config.history_days)).isoformat()
-    days = [d for d in partitions.list_partitions("crime_features") if first <= d < day]
-    if not days:
-        raise ValueError(
-            f"no crime_features days are stored before {day}: materialize crime_features for "
-            "the days before it first"
-        )
-    history = partitions.read_many("crime_features", days)
-    context.log.info(f"forecasting {day} from {len(days)} day(s) {days[0]}..{days[-1]}")
-    outcome = produce_street_risk(
-        history, day, street_risk_blobs(storage), street_risk_registry(storage), tracker,
-        config, log=context.log.info,
+def build_street_risk(city: City):
+    """The city's ``street_risk`` asset."""
+
+    @asset(
+        key=city.key(ASSET),
+        partitions_def=forecast_partitions(city.spec),
+        deps=[
+            AssetDep(
+                city.key("crime_features"),
+                partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1),
+            )
+        ],
+        check_specs=[
+            AssetCheckSpec(
+                CHECK,
+                asset=city.key(ASSET),
+                description=f"WARN when the realised hit rate at 1 % stayed below the long-term "
+                f"hot-spot baseline's for {STREAK_DAYS} days in a row",
+            )
+        ],
+        kinds={"lightgbm", "pandas"},
+        group_name=city.group,
+        tags=city.tags,
+        description=f"{city.spec.title}: the day's burglary and theft risk per block (expected "
+        "count, P(at least one), rank), forecast from the days before it, with a map and "
+        "yesterday's realised hit rate.",
     )
-    return MaterializeResult(
-        metadata={"history_days": len(days), **outcome.metadata},
-        check_results=[outcome.check],
-    )
+    def street_risk(
+        context: AssetExecutionContext,
+        config: StreetRiskConfig,
+        storage: StorageResource,
+        tracker: ExperimentTracker,
+    ):
+        day = context.partition_key
+        partitions = storage.partitions(city.name)
+        first = (date.fromisoformat(day) - timedelta(days=config.history_days)).isoformat()
+        days = [d for d in partitions.list_partitions("crime_features") if first <= d < day]
+        if not days:
+            raise ValueError(
+                f"no crime_features days are stored before {day}: materialize crime_features for "
+                "the days before it first"
+            )
+        history = partitions.read_many("crime_features", days)
+        context.log.info(f"forecasting {day} from {len(days)} day(s) {days[0]}..{days[-1]}")
+        outcome = produce_street_risk(
+            history, day, street_risk_blobs(storage, city.name),
+            street_risk_registry(storage, city.name), tracker,
+            config, log=context.log.info,
+        )
+        return MaterializeResult(
+            metadata={"city": city.name, "history_days": len(days), **outcome.metadata},
+            check_results=[outcome.check],
+        )
+
+    return street_risk

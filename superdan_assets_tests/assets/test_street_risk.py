@@ -9,18 +9,22 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, materialize
 
+from superdan_assets.assets import City
 from superdan_assets.assets.street_risk import (
     CHECK,
-    street_risk,
+    build_street_risk,
     street_risk_blobs,
     street_risk_registry,
 )
+from superdan_assets.cities import resolve_spec
 from superdan_assets.ml.labels import FEATURE_ROW_DTYPES
 from superdan_assets.resources.storage import StorageResource
 from superdan_assets.resources.tracking import ExperimentTracker
 from superdan_assets.storage.partitions import parquet_bytes_to_frame
 from superdan_assets_tests.ml.street_risk_data import generate_rows
 
+CITY = City(resolve_spec("chicago"))
+street_risk = build_street_risk(CITY)
 TRAINING = {
     "train_years": 0.5,
     "train_step": 7,
@@ -45,7 +49,7 @@ def storage(tmp_path_factory) -> StorageResource:
     storage = StorageResource(base_dir=str(root / "data"), cache_dir=str(root / "cache"),
                               docs_dir=str(root / "docs"))
     rows = _feature_rows(generate_rows(start="2016-01-01", days=300, n_blocks=225, seed=5))
-    partitions = storage.partitions()
+    partitions = storage.partitions("chicago")
     days = rows["date"].dt.strftime("%Y-%m-%d")
     for day, frame in rows.groupby(days):
         partitions.write("crime_features", day, frame.reset_index(drop=True))
@@ -63,7 +67,7 @@ def _run(storage, day, min_pai_ratio=0.5, raise_on_error=True, tracker=None):
         partition_key=day,
         instance=DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,
-        run_config={"ops": {"street_risk": {"config": {
+        run_config={"ops": {"chicago__street_risk": {"config": {
             "validation_days": 14, "training": json.dumps(TRAINING),
             "min_pai_ratio": min_pai_ratio}}}},
     )
@@ -75,7 +79,7 @@ def test_a_model_failing_its_gate_is_registered_but_never_deployed(storage):
     [failure] = [e for e in result.all_events if e.is_step_failure]
     message = failure.step_failure_data.error.cause.message
     assert "failed its gate" in message and "no earlier model is deployed" in message
-    registry = street_risk_registry(storage)
+    registry = street_risk_registry(storage, "chicago")
     assert registry.production_version() is None
     [version] = registry.versions()
     assert registry.manifest(version)["gate"]["passed"] is False
@@ -86,8 +90,8 @@ def test_first_day_trains_gates_deploys_and_maps(storage, tmp_path):
     result = _run(storage, "2016-10-10",
                   tracker=ExperimentTracker(mode="offline", directory=str(wandb_dir)))
     assert result.success
-    meta = result.asset_materializations_for_node("street_risk")[0].metadata
-    registry = street_risk_registry(storage)
+    meta = result.asset_materializations_for_node("chicago__street_risk")[0].metadata
+    registry = street_risk_registry(storage, "chicago")
     version = registry.production_version()
     assert version is not None and meta["model_version"].value == version
     assert meta["trained_this_run"].value is True
@@ -100,7 +104,7 @@ def test_first_day_trains_gates_deploys_and_maps(storage, tmp_path):
     assert meta["top_20"].value.count("\n| theft |") == 20
     html = Path(meta["interactive_map"].value.removeprefix("file://"))
     assert html.is_file() and "leaflet" in html.read_text().lower()
-    forecast = parquet_bytes_to_frame(street_risk_blobs(storage).read_bytes("forecasts/2016-10-10.parquet"))
+    forecast = parquet_bytes_to_frame(street_risk_blobs(storage, "chicago").read_bytes("forecasts/2016-10-10.parquet"))
     assert set(forecast["crime_type"]) == {"burglary", "theft"}
     assert (forecast["day"] == pd.Timestamp("2016-10-10")).all()
     assert meta["places"].value == (forecast["crime_type"] == "burglary").sum()
@@ -111,13 +115,13 @@ def test_first_day_trains_gates_deploys_and_maps(storage, tmp_path):
 
 
 def test_next_day_reuses_the_model_and_scores_yesterday(storage):
-    first_version = street_risk_registry(storage).production_version()
+    first_version = street_risk_registry(storage, "chicago").production_version()
     result = _run(storage, "2016-10-11")
     assert result.success
-    meta = result.asset_materializations_for_node("street_risk")[0].metadata
+    meta = result.asset_materializations_for_node("chicago__street_risk")[0].metadata
     assert meta["trained_this_run"].value is False
     assert meta["model_version"].value == first_version
-    record = json.loads(street_risk_blobs(storage).read_bytes("monitoring/2016-10-10.json"))
+    record = json.loads(street_risk_blobs(storage, "chicago").read_bytes("monitoring/2016-10-10.json"))
     assert record["day"] == "2016-10-10"
     realised = meta["realised_hit_rate_1pct_theft_model"].value
     assert realised == pytest.approx(record["theft"]["model"])
@@ -137,10 +141,10 @@ def test_endpoint_bundle_carries_the_deployed_street_risk_model_and_forecasts(st
     from superdan_assets_tests.serving.fixture_model import VERSION, write_fixture_model
 
     classifier = write_fixture_model(tmp_path / "classifier")
-    bundle = endpoint_bundle(storage, classifier, tmp_path / "bundle", days=1)
+    bundle = endpoint_bundle(storage, "chicago", classifier, tmp_path / "bundle", days=1)
     assert verify_artifact(bundle)["version"] == VERSION
     service = RiskService(bundle / "street_risk")
-    assert service.version == street_risk_registry(storage).production_version()
+    assert service.version == street_risk_registry(storage, "chicago").production_version()
     assert service.dates() == ["2016-10-11"]  # the last stored forecast only
     assert service.top(b"type=burglary&top=2")["top"][0]["rank"] == 1
 
@@ -150,8 +154,8 @@ def test_todays_forecast_partition_exists_before_the_day_is_over():
     from zoneinfo import ZoneInfo
 
     from superdan_assets.assets.street_risk import forecast_partitions
-    from superdan_assets.partitions import daily_partitions
 
     now = datetime(2018, 3, 5, 6, 30, tzinfo=ZoneInfo("America/Chicago"))
-    assert forecast_partitions.get_partition_keys(current_time=now)[-1] == "2018-03-05"
-    assert daily_partitions.get_partition_keys(current_time=now)[-1] == "2018-03-04"
+    spec = CITY.spec
+    assert forecast_partitions(spec).get_partition_keys(current_time=now)[-1] == "2018-03-05"
+    assert CITY.partitions_def.get_partition_keys(current_time=now)[-1] == "2018-03-04"
