@@ -76,14 +76,16 @@ def test_ui_shows_assets_checks_schedule_and_sensors(webserver):
     assert location["name"] == "superdan"
     assert location["locationOrLoadError"]["__typename"] == "RepositoryLocation"
     nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
-    assets = ("raw_crimes", "crime_features", "crime_model", "model_endpoint", "drift_report")
+    assets = ("raw_crimes", "crime_features", "crime_model", "model_endpoint", "drift_report",
+              "street_risk")
     cities = ("chicago", "rochester")
     assert set(nodes) == {f"{city}/{asset}" for city in cities for asset in assets}
     for city in cities:
         # Everything of a city is grouped under its name.
         assert {nodes[f"{city}/{a}"]["groupName"] for a in assets} == {city}
         assert all(nodes[f"{city}/{a}"]["hasAssetChecks"] for a in ("raw_crimes", "crime_features",
-                                                                    "crime_model", "drift_report"))
+                                                                    "crime_model", "drift_report",
+                                                                    "street_risk"))
         assert nodes[f"{city}/raw_crimes"]["isPartitioned"]
         assert not nodes[f"{city}/crime_model"]["isPartitioned"]
     repo = data["repositoriesOrError"]["nodes"][0]

@@ -131,10 +131,15 @@ def test_alert_sensor_runs_through_the_daemon(cluster, january_backfill):
         ).records
         if not (e := record.event_log_entry.dagster_event.asset_check_evaluation_data).passed
     }
-    # The generated data has district and beat codes Chicago does not use: WARN checks fail.
+    # The generated data lacks coordinates more often than usual: the WARN checks fail.
     assert failed, "expected failed WARN checks on the generated data"
-    alerted = {(a["asset_key"], a["check_name"]) for a in read_alerts(cluster) if a["run_id"] == run.run_id}
-    assert failed <= alerted, f"not alerted: {failed - alerted}"
+
+    def alerted():
+        return {(a["asset_key"], a["check_name"]) for a in read_alerts(cluster)
+                if a.get("run_id") == run.run_id}
+
+    # The run-status sensor opens the alerts; delivery to the sinks may be the next tick's.
+    wait_until("the failed checks to be alerted", lambda: failed <= alerted(), 180)
 
 
 def test_daily_schedule_tick_runs_through_the_daemon(cluster):
