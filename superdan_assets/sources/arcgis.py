@@ -36,7 +36,8 @@ from superdan_assets.ml.schema import (
     empty_frame,
 )
 from superdan_assets.sources.base import Progress, SourceError, naive_local, noop_progress
-from superdan_assets.sources.http import JsonHttpClient, TransientResponseError, retrying_client
+from superdan_assets.sources.feed import SpecFeed
+from superdan_assets.sources.http import JsonHttpClient, TransientResponseError
 
 #: Source column names that are read from each feature's point geometry, not its attributes.
 GEOMETRY_FIELDS = ("x", "y")
@@ -137,7 +138,7 @@ def check_arcgis_payload(payload: Any) -> None:
     raise SourceError(text)
 
 
-class ArcGISSource:
+class ArcGISSource(SpecFeed):
     """A city's ArcGIS layer as a :class:`~superdan_assets.sources.base.CrimeSource`.
 
     ``spec``: the city (default: Rochester's packaged spec); ``url`` (the layer's ``/query``
@@ -146,6 +147,9 @@ class ArcGISSource:
     retry delay, doubling, jittered) and ``max_delay``: the retry policy of each request.
     ``client``: an HTTP client to use instead, whose policy then applies.
     """
+
+    kind = "arcgis"
+    max_page_size = 2000
 
     def __init__(
         self,
@@ -160,24 +164,7 @@ class ArcGISSource:
         client: JsonHttpClient | None = None,
     ):
         spec = spec or _rochester()
-        src = spec.source
-        page_size = page_size or min(src.page_size, 2000)
-        if page_size < 1:
-            raise ValueError(f"page_size must be >= 1, got {page_size}")
-        self.spec = spec
-        self.mapper = SpecMapper(spec)
-        self.city = spec.name
-        self.name = f"{spec.name}_arcgis"
-        self.url = url or src.url
-        if not self.url:
-            raise ValueError(f"city {spec.name!r}: an ArcGIS source needs a url")
-        self.page_size = page_size
-        self.client = client or retrying_client(
-            max_attempts or src.max_attempts,
-            timeout or src.timeout_seconds,
-            src.backoff_seconds if backoff is None else backoff,
-            max_delay,
-        )
+        self._configure(spec, url, page_size, max_attempts, timeout, backoff, max_delay, client)
         self.out_fields = [c for c in self.mapper.source_columns if c not in GEOMETRY_FIELDS]
 
     def __repr__(self) -> str:

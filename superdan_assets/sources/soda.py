@@ -36,7 +36,8 @@ from superdan_assets.ml.schema import (
     empty_frame,
 )
 from superdan_assets.sources.base import Progress, SourceError, naive_local, noop_progress
-from superdan_assets.sources.http import JsonHttpClient, retrying_client
+from superdan_assets.sources.feed import SpecFeed
+from superdan_assets.sources.http import JsonHttpClient
 
 APP_TOKEN_HEADER = "X-App-Token"
 
@@ -136,7 +137,7 @@ def deduplicate_latest(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return kept.reset_index(drop=True), dup_ids
 
 
-class SodaSource:
+class SodaSource(SpecFeed):
     """A city's Socrata (SODA) dataset as a :class:`~superdan_assets.sources.base.CrimeSource`.
 
     ``spec``: the city (default: Chicago's packaged spec); ``url``, ``page_size`` (``$limit``
@@ -147,6 +148,8 @@ class SodaSource:
     policy of each request (see :class:`~superdan_assets.sources.http.RetryPolicy`).
     ``client``: an HTTP client to use instead, whose policy then applies.
     """
+
+    kind = "soda"
 
     def __init__(
         self,
@@ -163,26 +166,11 @@ class SodaSource:
         client: JsonHttpClient | None = None,
     ):
         spec = spec or _chicago()
-        src = spec.source
-        page_size = page_size or src.page_size
-        if page_size < 1:
-            raise ValueError(f"page_size must be >= 1, got {page_size}")
-        self.spec = spec
-        self.mapper = SpecMapper(spec)
-        self.city = spec.name
-        self.name = f"{spec.name}_soda"
-        self.url = url or src.url
-        if not self.url:
-            raise ValueError(f"city {spec.name!r}: a SODA source needs a url")
-        self.page_size = page_size
-        self.app_token_env = app_token_env or src.app_token_env or "SUPERDAN_SODA_APP_TOKEN"
-        self.chunk_freq = chunk_freq
-        self.client = client or retrying_client(
-            max_attempts or src.max_attempts,
-            timeout or src.timeout_seconds,
-            src.backoff_seconds if backoff is None else backoff,
-            max_delay,
+        self._configure(spec, url, page_size, max_attempts, timeout, backoff, max_delay, client)
+        self.app_token_env = (
+            app_token_env or spec.source.app_token_env or "SUPERDAN_SODA_APP_TOKEN"
         )
+        self.chunk_freq = chunk_freq
 
     def __repr__(self) -> str:
         # The token's *variable name* only: its value must never reach logs or metadata.
