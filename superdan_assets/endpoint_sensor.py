@@ -50,7 +50,8 @@ def build_endpoint_health_sensor(
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description=f"Restarts the dead processes of {city}'s local endpoint "
-        f"(state in {endpoint.state_dir}/{city}).",
+        f"(state in {getattr(endpoint, 'state_dir', '?')}/{city}); a SageMaker endpoint heals "
+        "itself.",
     )
     def _endpoint_health(context: SensorEvaluationContext) -> SkipReason:
         if endpoint.backend != "local":

@@ -1,7 +1,10 @@
 import pytest
 
 from superdan_assets.cities import SpecError, load_cities, load_city
-from superdan_assets.resources.endpoint import EndpointResource
+from superdan_assets.resources.endpoint import (
+    LocalEndpointResource,
+    SageMakerEndpointResource,
+)
 from superdan_assets.settings import Settings
 
 CITY_VARIABLES = ("SUPERDAN_CITY", "SUPERDAN_CITIES", "SUPERDAN_EXPORT_PATH")
@@ -68,19 +71,45 @@ def test_an_unknown_city_lists_the_packaged_ones(monkeypatch, variable):
         load_cities()
 
 
-def test_sagemaker_backend_lists_missing_settings():
+def test_sagemaker_backend_lists_missing_settings(monkeypatch):
+    from superdan_assets.resources.factory import endpoint_resource
+
+    monkeypatch.setenv("SUPERDAN_ENDPOINT_BACKEND", "sagemaker")
+    monkeypatch.setenv("SUPERDAN_STORAGE", "s3")
+    monkeypatch.setenv("SUPERDAN_S3_BUCKET", "b")
     with pytest.raises(ValueError, match="SUPERDAN_SAGEMAKER_IMAGE_URI.*ROLE_ARN"):
-        EndpointResource(backend="sagemaker", sagemaker_bucket="b").build("chicago")
+        endpoint_resource(Settings.from_env(), "chicago")
+
+
+def test_each_backend_has_its_own_typed_resource_with_env_values_as_env_vars(monkeypatch):
+    from dagster import EnvVar
+
+    from superdan_assets.resources.factory import endpoint_resource
+
+    assert isinstance(endpoint_resource(Settings.from_env(), "chicago"), LocalEndpointResource)
+    env = {"SUPERDAN_ENDPOINT_BACKEND": "sagemaker", "SUPERDAN_STORAGE": "s3",
+           "SUPERDAN_S3_BUCKET": "superdan-bucket",
+           "SUPERDAN_SAGEMAKER_IMAGE_URI": "1.dkr.ecr.us-east-1.amazonaws.com/superdan:1",
+           "SUPERDAN_SAGEMAKER_ROLE_ARN": "arn:aws:iam::1:role/sm"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    resource = endpoint_resource(Settings.from_env(), "chicago")
+    assert isinstance(resource, SageMakerEndpointResource) and resource.backend == "sagemaker"
+    # The UI shows the variables' names, never their values.
+    assert resource.role_arn == EnvVar("SUPERDAN_SAGEMAKER_ROLE_ARN")
+    assert resource.bucket == EnvVar("SUPERDAN_S3_BUCKET")
 
 
 def test_sagemaker_endpoint_per_city():
-    resource = EndpointResource(backend="sagemaker", default_city="chicago")
-    assert resource.endpoint_name("chicago") == "superdan-crime-model"
-    assert resource.endpoint_name("rochester") == "superdan-crime-model-rochester"
+    resource = SageMakerEndpointResource(
+        bucket="b", image_uri="i", role_arn="r", default_city="chicago"
+    )
+    assert resource.endpoint_name_for("chicago") == "superdan-crime-model"
+    assert resource.endpoint_name_for("rochester") == "superdan-crime-model-rochester"
 
 
 def test_local_port_setting_applies_to_the_default_city_only(tmp_path):
-    resource = EndpointResource(state_dir=str(tmp_path), port=9000, default_city="chicago")
+    resource = LocalEndpointResource(state_dir=str(tmp_path), port=9000, default_city="chicago")
     chicago = resource.build("chicago", spec_port=8080)
     rochester = resource.build("rochester", spec_port=8081)
     assert (chicago.port, rochester.port) == (9000, 8081)

@@ -6,7 +6,13 @@ one place that turns those into resource instances, so ``definitions.py`` stays 
 
 from __future__ import annotations
 
-from superdan_assets.resources.endpoint import EndpointResource
+from dagster import EnvVar
+
+from superdan_assets.resources.endpoint import (
+    EndpointResource,
+    LocalEndpointResource,
+    SageMakerEndpointResource,
+)
 from superdan_assets.resources.io_managers import PartitionedParquetIOManager
 from superdan_assets.resources.storage import StorageResource
 from superdan_assets.resources.tracking import ExperimentTracker
@@ -29,17 +35,35 @@ def build_resources(settings: Settings, default_city: str = "chicago") -> dict[s
             cache_dir=str(settings.home / "cache"),
             docs_dir=str(settings.home / "data_docs"),
         ),
-        "endpoint": EndpointResource(
-            backend=settings.endpoint_backend,
-            state_dir=str(settings.home / "endpoint"),
-            port=settings.endpoint_port,
-            default_city=default_city,
-            workers=settings.endpoint_workers,
-            sagemaker_endpoint_name=settings.sagemaker_endpoint_name,
-            sagemaker_bucket=settings.s3_bucket,
-            sagemaker_image_uri=settings.sagemaker_image_uri,
-            sagemaker_role_arn=settings.sagemaker_role_arn,
-            sagemaker_instance_type=settings.sagemaker_instance_type,
-        ),
+        "endpoint": endpoint_resource(settings, default_city),
         "tracker": ExperimentTracker(directory=str(settings.home / "wandb")),
     }
+
+
+def endpoint_resource(settings: Settings, default_city: str) -> EndpointResource:
+    """The typed resource of ``SUPERDAN_ENDPOINT_BACKEND``; for SageMaker, a clear error
+    naming every missing variable, and the environment's values as ``EnvVar`` s."""
+    if settings.endpoint_backend == "local":
+        return LocalEndpointResource(
+            state_dir=str(settings.home / "endpoint"),
+            port=settings.endpoint_port,
+            workers=settings.endpoint_workers,
+            default_city=default_city,
+        )
+    missing = [
+        name for name, value in (
+            ("SUPERDAN_S3_BUCKET", settings.s3_bucket),
+            ("SUPERDAN_SAGEMAKER_IMAGE_URI", settings.sagemaker_image_uri),
+            ("SUPERDAN_SAGEMAKER_ROLE_ARN", settings.sagemaker_role_arn),
+        ) if not value
+    ]
+    if missing:
+        raise ValueError(f"the SageMaker endpoint backend needs {', '.join(missing)}")
+    return SageMakerEndpointResource(
+        endpoint_name=settings.sagemaker_endpoint_name,
+        bucket=EnvVar("SUPERDAN_S3_BUCKET"),
+        image_uri=EnvVar("SUPERDAN_SAGEMAKER_IMAGE_URI"),
+        role_arn=EnvVar("SUPERDAN_SAGEMAKER_ROLE_ARN"),
+        instance_type=settings.sagemaker_instance_type,
+        default_city=default_city,
+    )

@@ -28,7 +28,7 @@ from superdan_assets.deploy.local import LocalEndpoint
 from superdan_assets.deploy.state import StateStore
 from superdan_assets.endpoint_sensor import EndpointDownError, build_endpoint_health_sensor
 from superdan_assets.ml.artifact import MODEL_FILE
-from superdan_assets.resources.endpoint import EndpointResource
+from superdan_assets.resources.endpoint import LocalEndpointResource, SageMakerEndpointResource
 from superdan_assets_tests.deploy.models import write_artifact
 from superdan_assets_tests.deploy.test_local import _processes_mentioning
 from superdan_assets_tests.serving.conftest import REPO_ROOT, SUPERDAN, server_env
@@ -47,7 +47,10 @@ def endpoint(tmp_path: Path):
 
 
 def _sensor_tick(state_dir: Path, backend: str = "local"):
-    resource = EndpointResource(backend=backend, state_dir=str(state_dir.parent), port=None)
+    if backend == "sagemaker":
+        resource = SageMakerEndpointResource(bucket="b", image_uri="i", role_arn="r")
+    else:
+        resource = LocalEndpointResource(state_dir=str(state_dir.parent), port=None)
     return build_endpoint_health_sensor(resource, state_dir.name)(build_sensor_context())
 
 
@@ -73,7 +76,7 @@ def _kill(pid: int, endpoint: LocalEndpoint, which: str) -> None:
 
 
 def test_the_sensor_runs_by_default_and_nothing_deployed_is_no_error(endpoint):
-    resource = EndpointResource(state_dir=str(endpoint.state_dir.parent))
+    resource = LocalEndpointResource(state_dir=str(endpoint.state_dir.parent))
     sensor = build_endpoint_health_sensor(resource, "chicago")
     assert sensor.default_status == DefaultSensorStatus.RUNNING
     assert sensor.name == "chicago__endpoint_health"
