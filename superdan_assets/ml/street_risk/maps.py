@@ -38,7 +38,9 @@ def risk_map_png(forecast: pd.DataFrame, flag_column: str = FLAG_COLUMN, title: 
         )
         if len(flagged):
             figure.colorbar(points, ax=ax, shrink=0.6, label="P(at least one)")
-        ax.set_title(f"{crime_type}: {len(flagged)} flagged of {len(one)} places")
+        outside = _frame_to_city(ax, one)
+        note = f"\n(not shown, far outside: {outside})" if outside else ""
+        ax.set_title(f"{crime_type}: {len(flagged)} flagged of {len(one)} places{note}")
         ax.set_aspect(1 / np.cos(np.radians(one["latitude"].median() if len(one) else 0.0)))
         ax.set_xticks([])
         ax.set_yticks([])
@@ -47,6 +49,25 @@ def risk_map_png(forecast: pd.DataFrame, flag_column: str = FLAG_COLUMN, title: 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     return buffer.getvalue()
+
+
+def _frame_to_city(ax, places: pd.DataFrame) -> int:
+    """Zoom the panel to where the city's places are (the central 99.8 % widened by 10 %), so a
+    few mis-geocoded places (Chicago's placeholder lies 400 km away) do not shrink the city to
+    a dot; returns how many places fall outside the view."""
+    if len(places) < 20:
+        return 0
+    bounds = {}
+    for column in ("longitude", "latitude"):
+        lo, hi = np.quantile(places[column], [0.001, 0.999])
+        pad = max(hi - lo, 1e-3) * 0.10
+        bounds[column] = (lo - pad, hi + pad)
+    ax.set_xlim(*bounds["longitude"])
+    ax.set_ylim(*bounds["latitude"])
+    inside = places["longitude"].between(*bounds["longitude"]) & places["latitude"].between(
+        *bounds["latitude"]
+    )
+    return int((~inside).sum())
 
 
 def top_table(forecast: pd.DataFrame, n: int = 20) -> pd.DataFrame:
