@@ -202,6 +202,12 @@ def test_maps_show_the_flagged_places(model, rows):
     top = forecast[(forecast.crime_type == "burglary") & (forecast["rank"] == 1)]["unit"].iloc[0]
     html = risk_map_html(forecast, title="2017-01-15")
     assert top in html and "leaflet" in html.lower()
+    # One self-contained file: Leaflet and jQuery inlined, no script or stylesheet from a CDN
+    # (only the basemap tiles are fetched, when there is a network).
+    import re
+
+    assert not re.findall(r'<(?:script|link)[^>]+(?:src|href)="https?://', html)
+    assert "L.circleMarker" in html and "jQuery" in html
     table = top_table_markdown(forecast, 20)
     assert table.count("\n| burglary |") == 20 and top in table
 

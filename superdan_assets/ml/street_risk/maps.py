@@ -11,6 +11,8 @@ library are loaded by the browser that opens it.
 from __future__ import annotations
 
 import io
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -131,7 +133,30 @@ def risk_map_html(forecast: pd.DataFrame, flag_column: str = FLAG_COLUMN, title:
         fmap.get_root().html.add_child(
             folium.Element(f"<h3 style='position:absolute;z-index:1000;left:60px'>{_html(title)}</h3>")
         )
-    return fmap.get_root().render()
+    return self_contained(fmap.get_root().render())
+
+
+#: Leaflet 1.9.3 (BSD-2-Clause) and jQuery 3.7.1 (MIT; folium builds its popups with it), each
+#: with its licence beside it, shipped so the map needs no CDN.
+STATIC = Path(__file__).with_name("static")
+LEAFLET_DIR = STATIC / "leaflet-1.9.3"
+JQUERY = STATIC / "jquery-3.7.1" / "jquery.min.js"
+_REMOTE_SCRIPT = re.compile(r'<script src="https?://[^"]+"></script>\s*')
+_REMOTE_STYLE = re.compile(r'<link rel="stylesheet" href="https?://[^"]+"\s*/?>\s*')
+
+
+def self_contained(html: str) -> str:
+    """The folium page with Leaflet and jQuery inlined and every other remote script and
+    stylesheet dropped (Bootstrap, marker icons: circle markers, popups and the layer control
+    need only those two), so the one file opens anywhere, also offline. The basemap tiles still come from
+    OpenStreetMap when there is a network; without one the markers show on a blank map."""
+    html = _REMOTE_SCRIPT.sub("", html)
+    html = _REMOTE_STYLE.sub("", html)
+    css = (LEAFLET_DIR / "leaflet.css").read_text(encoding="utf-8")
+    js = (LEAFLET_DIR / "leaflet.js").read_text(encoding="utf-8")
+    jquery = JQUERY.read_text(encoding="utf-8")
+    inline = f"<style>{css}</style>\n<script>{js}</script>\n<script>{jquery}</script>\n"
+    return html.replace("<head>", "<head>\n" + inline, 1)
 
 
 def _html(text) -> str:
