@@ -114,12 +114,14 @@ remember_settings() {
 }
 
 # -- processes -----------------------------------------------------------------------------------
-pid_of() { # service -> pid if its pidfile names a live process
-    local file="$RUN_DIR/$1.pid" pid
+pid_of() { # service -> pid if its pidfile names a live (not zombie) process
+    local file="$RUN_DIR/$1.pid" pid state
     [[ -f "$file" ]] || return 1
     pid="$(cat "$file")"
-    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && { echo "$pid"; return 0; }
-    return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+    state="$(ps -o stat= -p "$pid" 2>/dev/null || true)"
+    [[ -n "$state" && "$state" != Z* ]] || return 1
+    echo "$pid"
 }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -233,7 +235,10 @@ start_postgres() {
             || die "initdb failed (see $LOG_DIR/postgres.log)"
     fi
     as_pg mkdir -p "$PG_SOCKET"
-    if pid="$(pid_of postgres)"; then
+    # Ask PostgreSQL itself (its postmaster.pid in the data folder), not our pid file: a
+    # postmaster that was just told to stop can linger as an unreaped process for a moment,
+    # and `kill -0` on it would say "running".
+    if as_pg "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1 && pid="$(pid_of postgres)"; then
         say "postgres already running (pid $pid)"
     else
         port_busy "$PG_PORT" && die "postgres: port $PG_PORT on 127.0.0.1 is already in use; set SUPERDAN_PG_PORT"
