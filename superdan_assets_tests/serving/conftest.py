@@ -105,20 +105,25 @@ def model_dir(tmp_path_factory) -> Path:
     return write_fixture_model(tmp_path_factory.mktemp("serving") / "model")
 
 
-@pytest.fixture(scope="session")
-def server(model_dir, tmp_path_factory) -> Iterator[RunningServer]:
-    """The real server, two workers, a 50 KiB body limit, for the whole session."""
+def _serving(model_dir: Path, max_payload_mb: str, log_dir: Path) -> Iterator[RunningServer]:
+    """``superdan serve`` on ``model_dir`` with two workers and the given body limit, stopped
+    after use."""
     port = free_port()
-    log = tmp_path_factory.mktemp("server-log") / "server.log"
-    env = server_env(SAGEMAKER_MAX_PAYLOAD_IN_MB=TEST_MAX_PAYLOAD_MB)
+    env = server_env(SAGEMAKER_MAX_PAYLOAD_IN_MB=max_payload_mb)
     running = start_server(
         ["serve", "--model-dir", str(model_dir), "--port", str(port), "--workers", "2"],
         port,
-        log,
+        log_dir / "server.log",
         env,
     )
     yield running
     stop_server(running)
+
+
+@pytest.fixture(scope="session")
+def server(model_dir, tmp_path_factory) -> Iterator[RunningServer]:
+    """The real server, two workers, a 50 KiB body limit, for the whole session."""
+    yield from _serving(model_dir, TEST_MAX_PAYLOAD_MB, tmp_path_factory.mktemp("server-log"))
 
 
 #: The real-model server's body limit: room for thousands of rows, and quick to exceed.
@@ -137,17 +142,9 @@ def real_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def real_server(real_model_dir, tmp_path_factory) -> Iterator[RunningServer]:
     """``superdan serve`` on the real model: two workers, a 256 KiB body limit."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("real-server-log") / "server.log"
-    env = server_env(SAGEMAKER_MAX_PAYLOAD_IN_MB=REAL_MAX_PAYLOAD_MB)
-    running = start_server(
-        ["serve", "--model-dir", str(real_model_dir), "--port", str(port), "--workers", "2"],
-        port,
-        log,
-        env,
+    yield from _serving(
+        real_model_dir, REAL_MAX_PAYLOAD_MB, tmp_path_factory.mktemp("real-server-log")
     )
-    yield running
-    stop_server(running)
 
 
 @dataclass
