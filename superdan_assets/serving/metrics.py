@@ -92,10 +92,11 @@ class SharedMetrics:
                         f"{value:g}"
                     )
         client = server = 0.0
+        # /ping's 503 is the contract's "not ready yet" while the model loads, not an error:
+        # it stays visible in superdan_requests_total{endpoint="ping"} but is not counted here.
+        counted = [e for e, endpoint in enumerate(ENDPOINTS) if endpoint != "ping"]
         for s, status in enumerate(STATUSES):
-            total = sum(
-                self._total(_REQUESTS + e * len(STATUSES) + s) for e in range(len(ENDPOINTS))
-            )
+            total = sum(self._total(_REQUESTS + e * len(STATUSES) + s) for e in counted)
             if status.startswith("4"):
                 client += total
             elif status.startswith("5"):
