@@ -18,31 +18,14 @@ from typing import Any
 
 from superdan_assets.deploy.result import DeploymentError
 
-#: A few incidents in the endpoint's input format: a typical complete one, a night-time one in a
-#: garage, and one with only the required ``date`` (the server must accept missing fields).
+#: Incidents for a model whose manifest carries no ``example_incidents`` of its own (models
+#: trained before manifests had them). They hold only fields every city has, so they fit any
+#: city's model: a day-time and a night-time one with a location type, and one with only the
+#: required ``date`` (the server must accept missing fields). Models trained now are smoke
+#: tested on two real incidents of their own test period instead.
 SMOKE_INCIDENTS: tuple[dict[str, Any], ...] = (
-    {
-        "date": "2018-03-04T13:00:00",
-        "block": "011XX S STATE ST",
-        "location_description": "RESIDENCE",
-        "beat": "0123",
-        "district": "001",
-        "ward": "04",
-        "community_area": "32",
-        "latitude": 41.868,
-        "longitude": -87.627,
-    },
-    {
-        "date": "2018-07-21T02:30:00",
-        "block": "064XX S HALSTED ST",
-        "location_description": "RESIDENCE-GARAGE",
-        "beat": "0712",
-        "district": "007",
-        "ward": "16",
-        "community_area": "68",
-        "latitude": 41.777,
-        "longitude": -87.644,
-    },
+    {"date": "2018-03-04T13:00:00", "location_description": "RESIDENCE"},
+    {"date": "2018-07-21T02:30:00", "location_description": "STREET"},
     {"date": "2018-11-30T18:45:00"},
 )
 

@@ -62,8 +62,7 @@ def _rule_for_frame(raw: pd.DataFrame) -> LabelRule:
     cities = raw["city"].dropna().unique() if "city" in raw.columns else []
     if len(cities) != 1:
         raise ValueError(
-            "pass the city's LabelRule: the frame names no single city "
-            f"(cities {list(cities)[:5]})"
+            f"pass the city's LabelRule: the frame names no single city (cities {list(cities)[:5]})"
         )
     return LabelRule.for_city(str(cities[0]))
 
@@ -128,7 +127,8 @@ _WHITESPACE = re.compile(r"\s+")
 
 
 def normalise_location_text(text: str) -> str:
-    """Spelling-normalise one location description (no renames; see :data:`LOCATION_RENAMES`).
+    """Spelling-normalise one location description (renames are learnt by the model, see
+    :mod:`superdan_assets.ml.vocabulary`).
 
     Upper-case, one space either side of a separating hyphen or a slash, a space before an
     opening parenthesis, one space after a comma, whitespace collapsed. Why: the city changed
@@ -147,60 +147,15 @@ def normalise_location_text(text: str) -> str:
     return _WHITESPACE.sub(" ", s).strip()
 
 
-# Renames beyond punctuation, old wording -> the current wording of the Chicago portal (the
-# live API returns the current wording, so that is the canonical one). Keys are written as they
-# appear in the data and normalised below, so they match after normalise_location_text. Found
-# in the 2012-2018 export (a value that disappears in one year while another appears) and in
-# the post-2018 vocabulary of the portal.
-_RAW_LOCATION_RENAMES: dict[str, str] = {
-    # renamed inside 2012-2018
-    "DELIVERY TRUCK": "VEHICLE - DELIVERY TRUCK",
-    "VEHICLE - OTHER RIDE SERVICE": "VEHICLE - OTHER RIDE SHARE SERVICE (LYFT, UBER, ETC.)",
-    "VEHICLE - OTHER RIDE SHARE SERVICE (E.G., UBER, LYFT)": (
-        "VEHICLE - OTHER RIDE SHARE SERVICE (LYFT, UBER, ETC.)"
-    ),
-    # renamed after 2018
-    "OTHER": "OTHER (SPECIFY)",
-    "RESIDENCE PORCH/HALLWAY": "RESIDENCE - PORCH / HALLWAY",
-    "RESIDENTIAL YARD (FRONT/BACK)": "RESIDENCE - YARD (FRONT / BACK)",
-    "PARKING LOT/GARAGE(NON.RESID.)": "PARKING LOT / GARAGE (NON RESIDENTIAL)",
-    "SCHOOL, PUBLIC, BUILDING": "SCHOOL - PUBLIC BUILDING",
-    "SCHOOL, PUBLIC, GROUNDS": "SCHOOL - PUBLIC GROUNDS",
-    "SCHOOL, PRIVATE, BUILDING": "SCHOOL - PRIVATE BUILDING",
-    "SCHOOL, PRIVATE, GROUNDS": "SCHOOL - PRIVATE GROUNDS",
-    "COLLEGE/UNIVERSITY GROUNDS": "COLLEGE / UNIVERSITY - GROUNDS",
-    "COLLEGE/UNIVERSITY RESIDENCE HALL": "COLLEGE / UNIVERSITY - RESIDENCE HALL",
-    "CTA GARAGE / OTHER PROPERTY": "CTA PARKING LOT / GARAGE / OTHER PROPERTY",
-    "POLICE FACILITY/VEH PARKING LOT": "POLICE FACILITY / VEHICLE PARKING LOT",
-    "NURSING HOME/RETIREMENT HOME": "NURSING / RETIREMENT HOME",
-    "OTHER RAILROAD PROP / TRAIN DEPOT": "OTHER RAILROAD PROPERTY / TRAIN DEPOT",
-    "VEHICLE-COMMERCIAL - ENTERTAINMENT/PARTY BUS": (
-        "VEHICLE - COMMERCIAL: ENTERTAINMENT / PARTY BUS"
-    ),
-}
-
-#: Normalised old wording -> normalised current wording.
-LOCATION_RENAMES: dict[str, str] = {
-    normalise_location_text(old): normalise_location_text(new)
-    for old, new in _RAW_LOCATION_RENAMES.items()
-}
-
-
-def normalise_location(text: str) -> str:
-    """One location description in the canonical wording: spelling, then known renames."""
-    s = normalise_location_text(text)
-    return LOCATION_RENAMES.get(s, s)
-
-
 def normalise_location_description(values: pd.Series) -> pd.Series:
-    """:func:`normalise_location` over a column; nulls and blanks stay null (dtype string).
+    """:func:`normalise_location_text` over a column; nulls and blanks stay null (dtype string).
 
     Works on the distinct values only (about a hundred per city), so it costs the same for a
     seven-year frame as for a day.
     """
     s = values.astype("string")
     distinct = s.dropna().unique()
-    mapping = {v: normalise_location(v) for v in distinct}
+    mapping = {v: normalise_location_text(v) for v in distinct}
     out = s.map(mapping).astype("string")
     return out.mask(out == "", pd.NA)
 
@@ -242,7 +197,8 @@ def label_incidents(raw: pd.DataFrame, rule: LabelRule | None = None) -> pd.Data
     """The theft and burglary rows of a canonical raw frame, with ``label`` (1 = burglary).
 
     All canonical columns are kept (checks and drift reports want them); the
-    ``location_description`` is normalised to the current wording. The index is reset.
+    ``location_description`` is spelling-normalised (:func:`normalise_location_text`); the
+    index is reset.
     """
     labels = incident_labels(raw, rule)
     keep = labels.notna().to_numpy()

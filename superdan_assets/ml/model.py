@@ -39,6 +39,7 @@ FEATURE_PARAMS: dict[str, Any] = {
     "min_history_days": 30.0,
     "categorical_columns": list(DEFAULT_CATEGORICAL_COLUMNS),
     "history_lag_days": 0.0,
+    "learn_location_vocabulary": True,
 }
 
 #: LightGBM settings. Chosen on the 2012-2017 -> 2018 benchmark: 63 leaves with at least 100

@@ -16,7 +16,6 @@ from superdan_assets.ml.labels import (
     empty_feature_rows,
     incident_labels,
     label_incidents,
-    normalise_location,
     normalise_location_description,
     normalise_location_text,
 )
@@ -120,24 +119,6 @@ def test_without_a_rule_the_frame_must_name_one_city():
 )
 def test_spelling_is_normalised_generally(old, new):
     assert normalise_location_text(old) == new
-
-
-@pytest.mark.parametrize(
-    ("old", "new"),
-    [
-        ("RESIDENTIAL YARD (FRONT/BACK)", "RESIDENCE - YARD (FRONT / BACK)"),
-        ("RESIDENCE PORCH/HALLWAY", "RESIDENCE - PORCH / HALLWAY"),
-        ("PARKING LOT/GARAGE(NON.RESID.)", "PARKING LOT / GARAGE (NON RESIDENTIAL)"),
-        ("SCHOOL, PUBLIC, BUILDING", "SCHOOL - PUBLIC BUILDING"),
-        ("OTHER", "OTHER (SPECIFY)"),
-        ("DELIVERY TRUCK", "VEHICLE - DELIVERY TRUCK"),
-        ("VEHICLE - OTHER RIDE SERVICE", "VEHICLE - OTHER RIDE SHARE SERVICE (LYFT, UBER, ETC.)"),
-    ],
-)
-def test_known_renames_map_to_the_current_wording(old, new):
-    assert normalise_location(old) == new
-    # Idempotent: normalising the current wording leaves it alone.
-    assert normalise_location(new) == new
 
 
 def test_location_column_keeps_nulls_and_blanks_null():

@@ -29,7 +29,8 @@ def drift_features(frame: pd.DataFrame) -> pd.DataFrame:
     """The drift features of ``crime_features`` rows (or canonical raw rows).
 
     Categorical values are strings with ``__missing__`` for nulls; location descriptions are
-    normalised to the current wording, so a raw frame and a feature frame agree.
+    spelling-normalised, so a raw frame and a feature frame agree. A reworded category shows
+    as a new value here: the drift report should see a vocabulary change.
     """
     out = pd.DataFrame(index=frame.index)
     date = (
