@@ -40,6 +40,7 @@ FEATURE_PARAMS: dict[str, Any] = {
     "categorical_columns": list(DEFAULT_CATEGORICAL_COLUMNS),
     "history_lag_days": 0.0,
     "learn_location_vocabulary": True,
+    "location_dropout": 0.0,
 }
 
 #: LightGBM settings. Chosen on the 2012-2017 -> 2018 benchmark: 63 leaves with at least 100

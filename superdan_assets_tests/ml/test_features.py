@@ -284,3 +284,30 @@ def test_transformer_survives_pickling():
     pd.testing.assert_frame_equal(
         features.transform(new), pickle.loads(pickle.dumps(features)).transform(new)
     )
+
+
+def test_location_dropout_shows_some_training_rows_without_their_location():
+    rows = build_feature_rows(synthetic_incidents("2017-01-01", days=30, per_day=40, seed=5))
+    features = IncidentFeatures(location_dropout=0.3, history_keys=("block", "block_location"))
+    out = features.fit_transform(rows, rows["label"])
+    dropped = out["location_description"].isna() & rows["location_description"].notna()
+    assert 0.2 < dropped.mean() < 0.4
+    # Their location-keyed history is "none", as for a served incident without a location...
+    assert (out.loc[dropped, "history_block_location_per_day"] == 0).all()
+    # ... while the history that does not involve the location type is untouched.
+    plain = IncidentFeatures(history_keys=("block", "block_location")).fit_transform(
+        rows, rows["label"]
+    )
+    pd.testing.assert_series_equal(out["history_block_per_day"], plain["history_block_per_day"])
+    # The tables learnt for serving still count every row under its real location.
+    assert features.history_["block_location"][1].sum() == len(rows)
+    served = features.transform(rows.drop(columns=["label"]))
+    assert (
+        served["location_description"].notna().sum() == rows["location_description"].notna().sum()
+    )
+
+
+def test_location_dropout_must_be_a_share():
+    rows = _history_rows()
+    with pytest.raises(ValueError, match="location_dropout must be in"):
+        IncidentFeatures(location_dropout=1.0).fit_transform(rows, rows["label"])
