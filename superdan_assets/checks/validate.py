@@ -68,7 +68,8 @@ def validate_raw_crimes(
     """Validate one ``raw_crimes`` partition.
 
     ``partition_start``/``partition_end``: the partition's ``[start, end)`` (tz-aware values,
-    as Dagster's ``context.partition_time_window`` gives, are converted to Chicago local time).
+    as Dagster's ``context.partition_time_window`` gives, are converted to the city's local
+    time, ``timezone``).
     ``history``: stats of recent earlier partitions, for the learnt row-count bounds.
     ``previous``: rows stored before this fetch (the old version of this partition, optionally
     with neighbouring days) to report ids that moved days or vanished.

@@ -50,6 +50,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from superdan_assets.ml.areas import AreaCentres
 from superdan_assets.ml.labels import normalise_location_text
 from superdan_assets.ml.vocabulary import LocationVocabulary
 
@@ -439,6 +440,10 @@ class IncidentFeatures(TransformerMixin, BaseEstimator):
         answers such an incident badly (``benchmarks/vocabulary.py``); with it, it learns
         what the rest of the incident says on its own. The history tables still count every
         row under its real location.
+    map_unseen_areas:
+        At serving, replace a beat, district, ward or community area the training rows never
+        had by the known one whose incidents lie nearest the incident's point
+        (:mod:`superdan_assets.ml.areas`): police areas get redrawn and renumbered.
     """
 
     def __init__(
@@ -453,6 +458,7 @@ class IncidentFeatures(TransformerMixin, BaseEstimator):
         history_lag_days: float = 0.0,
         learn_location_vocabulary: bool = True,
         location_dropout: float = 0.0,
+        map_unseen_areas: bool = True,
     ):
         self.history_keys = history_keys
         self.smoothing = smoothing
@@ -464,6 +470,7 @@ class IncidentFeatures(TransformerMixin, BaseEstimator):
         self.history_lag_days = history_lag_days
         self.learn_location_vocabulary = learn_location_vocabulary
         self.location_dropout = location_dropout
+        self.map_unseen_areas = map_unseen_areas
 
     # -- fitting ----------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y=None):
@@ -507,7 +514,18 @@ class IncidentFeatures(TransformerMixin, BaseEstimator):
         return labels
 
     def _learn_vocabulary(self, prepared: Prepared, labels: np.ndarray) -> Prepared:
-        """Learn the location vocabulary and count every training row under its mapped wording."""
+        """Learn the location vocabulary and count every training row under its mapped wording;
+        learn where each police area lies (training rows keep their own areas)."""
+        self.area_centres_ = (
+            {
+                column: AreaCentres.learn(
+                    prepared[column], prepared["latitude"], prepared["longitude"]
+                )
+                for column in _CODE_COLUMNS
+            }
+            if self.map_unseen_areas
+            else {}
+        )
         if not self.learn_location_vocabulary:
             self.location_vocabulary_ = None
             return prepared
@@ -515,6 +533,14 @@ class IncidentFeatures(TransformerMixin, BaseEstimator):
             prepared["location_description"], prepared["date"], labels
         )
         return self._map_locations(prepared)
+
+    def _map_areas(self, prepared: Prepared) -> Prepared:
+        # getattr: a model pickled before the centres existed maps nothing.
+        for column, centres in getattr(self, "area_centres_", {}).items():
+            prepared[column] = centres.map_values(
+                prepared[column], prepared["latitude"], prepared["longitude"]
+            )
+        return prepared
 
     def _map_locations(self, prepared: Prepared) -> Prepared:
         # getattr: a model pickled before the vocabulary existed maps nothing.
@@ -626,7 +652,7 @@ class IncidentFeatures(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Features of new rows, with the training period as their history."""
         check_is_fitted(self, "history_")
-        prepared = self._map_locations(prepare_incidents(X))
+        prepared = self._map_areas(self._map_locations(prepare_incidents(X)))
         return self._features(prepared, self._lookup_history(prepared))
 
     def _features(self, prepared: Prepared, history: dict[str, np.ndarray]) -> pd.DataFrame:

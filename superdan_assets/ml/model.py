@@ -41,6 +41,7 @@ FEATURE_PARAMS: dict[str, Any] = {
     "history_lag_days": 0.0,
     "learn_location_vocabulary": True,
     "location_dropout": 0.0,
+    "map_unseen_areas": True,
 }
 
 #: LightGBM settings. Chosen on the 2012-2017 -> 2018 benchmark: 63 leaves with at least 100
