@@ -40,7 +40,10 @@ FEATURE_PARAMS: dict[str, Any] = {
     "categorical_columns": list(DEFAULT_CATEGORICAL_COLUMNS),
     "history_lag_days": 0.0,
     "learn_location_vocabulary": True,
-    "location_dropout": 0.0,
+    # Chosen on 2017 (trained 2012-2016) by benchmarks/vocabulary.py: the rate that best
+    # serves incidents without a location type (PR-AUC 0.414 vs 0.325 at 0) among those that
+    # cost complete incidents at most 0.002 (0.7444 vs 0.7446).
+    "location_dropout": 0.1,
     "map_unseen_areas": True,
 }
 
