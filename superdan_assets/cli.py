@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument(
-        "--city", default=None,
+        "--city",
+        default=None,
         help="refuse to serve a model trained for another city (its manifest's city)",
     )
 
@@ -74,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         "--output-dir", default=None, help="where the failure file goes (/opt/ml/output)"
     )
     train.add_argument(
-        "--city", default=None,
+        "--city",
+        default=None,
         help="the city whose files the channel holds: a packaged name or a spec path "
         "(default: SUPERDAN_CITY, else chicago)",
     )
@@ -181,17 +183,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``superdan`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "pipeline":
-        from superdan_assets import runner
-
-        return int(runner.main(argv[1:]) or 0)
+        return _with_platform("pipeline", lambda: _pipeline(argv[1:]))
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "endpoint":
-        return _endpoint(args)
+        return _with_platform("endpoint", lambda: _endpoint(args))
     if args.command == "city":
-        return _city(args)
+        return _with_platform("city", lambda: _city(args))
     return _train(args)
+
+
+#: Top-level modules of the ``platform`` extra: the container installs the base package only.
+_PLATFORM_MODULES = frozenset(
+    {
+        "dagster",
+        "great_expectations",
+        "wandb",
+        "boto3",
+        "botocore",
+        "requests",
+        "scipy",
+        "matplotlib",
+        "folium",
+        "psutil",
+        "h11",
+    }
+)
+
+
+def _with_platform(command: str, run) -> int:
+    """Run a command that needs the ``platform`` extra; without it, say so instead of a trace."""
+    try:
+        return int(run() or 0)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _PLATFORM_MODULES:
+            raise
+        print(
+            f"superdan {command}: needs the 'platform' extra (missing module {exc.name!r}); "
+            "install it with: bash scripts/setup.sh   or   pip install '.[platform]'",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _pipeline(argv: list[str]) -> int:
+    from superdan_assets import runner
+
+    return int(runner.main(argv) or 0)
 
 
 def _city(args: argparse.Namespace) -> int:

@@ -25,3 +25,29 @@ def test_a_subcommand_is_required(capsys):
         cli.main([])
     assert caught.value.code == 2
     assert "serve" in capsys.readouterr().err
+
+
+def test_a_platform_command_without_the_platform_extra_says_how_to_install_it(
+    monkeypatch, capsys
+):
+    # A base-only install (the container's): importing psutil fails.
+    monkeypatch.setitem(sys.modules, "psutil", None)
+    monkeypatch.delitem(sys.modules, "superdan_assets.deploy.processes", raising=False)
+    monkeypatch.delitem(sys.modules, "superdan_assets.deploy.local", raising=False)
+    monkeypatch.delitem(sys.modules, "superdan_assets.deploy.state", raising=False)
+    assert cli.main(["endpoint", "status", "--city", "chicago"]) == 2
+    err = capsys.readouterr().err
+    assert "needs the 'platform' extra" in err and "psutil" in err
+
+
+def test_a_missing_module_that_is_not_the_platform_extra_is_not_hidden(monkeypatch):
+    fake = types.ModuleType("superdan_assets.runner")
+
+    def main(argv):
+        raise ModuleNotFoundError("No module named 'superdan_plugin'", name="superdan_plugin")
+
+    fake.main = main
+    monkeypatch.setitem(sys.modules, "superdan_assets.runner", fake)
+    monkeypatch.setattr("superdan_assets.runner", fake, raising=False)
+    with pytest.raises(ModuleNotFoundError):
+        cli.main(["pipeline"])
