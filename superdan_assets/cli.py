@@ -93,6 +93,21 @@ def _parser() -> argparse.ArgumentParser:
     city.add_argument("--sample", type=int, default=5000, help="rows to read (default 5000)")
     city.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    alerts = commands.add_parser(
+        "alerts",
+        help="list alert deliveries, or requeue the dead ones once their cause is fixed",
+        description="Alert deliveries live in the ledger under $SUPERDAN_ALERT_STATE_DIR (default "
+        "$SUPERDAN_HOME/alerts). 'list' shows them (--status dead for the dead letters); "
+        "'requeue' gives every dead delivery (or one sink's) a fresh set of attempts, sent by "
+        "the delivery sensor's next tick.",
+    )
+    alerts.add_argument("action", choices=("list", "requeue"))
+    alerts.add_argument("--state-dir", default=None, help="the ledger's folder")
+    alerts.add_argument("--sink", default=None, help="requeue only this sink (e.g. webhook)")
+    alerts.add_argument(
+        "--status", default=None, choices=("pending", "delivered", "dead"), help="list only these"
+    )
+
     endpoint = commands.add_parser(
         "endpoint",
         help="status, ensure or stop of the local endpoint the pipeline deployed",
@@ -191,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _with_platform("endpoint", lambda: _endpoint(args))
     if args.command == "city":
         return _with_platform("city", lambda: _city(args))
+    if args.command == "alerts":
+        return _with_platform("alerts", lambda: _alerts(args))
     return _train(args)
 
 
@@ -247,6 +264,34 @@ def _city(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(report.to_dict(), default=str) if args.json else report.text())
     return 0 if report.ok else 1
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    import time
+
+    from superdan_assets.alerts.ledger import DeliveryLedger, DeliveryStatus
+    from superdan_assets.alerts.sinks import default_state_dir
+
+    ledger = DeliveryLedger(args.state_dir or default_state_dir())
+    if args.action == "requeue":
+        requeued = ledger.requeue_dead(time.time(), sink=args.sink)
+        for delivery in requeued:
+            print(
+                f"requeued {delivery.sink}: {delivery.alert.key} (last error: "
+                f"{delivery.last_error})"
+            )
+        print(
+            f"{len(requeued)} dead deliver{'y' if len(requeued) == 1 else 'ies'} requeued; "
+            "the delivery sensor sends them on its next tick"
+        )
+        return 0
+    status = DeliveryStatus(args.status) if args.status else None
+    deliveries = ledger.deliveries(status=status)
+    for d in deliveries:
+        error = f"  last error: {d.last_error}" if d.last_error else ""
+        print(f"{d.status.value:9s} {d.sink:8s} attempts={d.attempts} {d.alert.key}{error}")
+    print(f"{len(deliveries)} deliveries in {ledger.path}")
+    return 0
 
 
 def _endpoint(args: argparse.Namespace) -> int:

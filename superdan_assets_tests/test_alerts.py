@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -530,3 +531,32 @@ def test_default_state_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv(STATE_DIR_ENV_VAR)
     monkeypatch.setenv("SUPERDAN_HOME", str(tmp_path / "home"))
     assert default_state_dir() == (tmp_path / "home" / "alerts").resolve()
+
+
+def test_a_dead_letter_requeued_after_the_fix_is_delivered(tmp_path, monkeypatch, capsys):
+    from superdan_assets import cli
+
+    ledger = DeliveryLedger(tmp_path)
+    with Receiver(statuses=[400, 200]) as receiver:
+        monkeypatch.setenv(WEBHOOK_ENV_VAR, receiver.url)
+        report = TickReport()
+        ids = open_alerts([ALERT], [WebhookSink(timeout=5)], ledger, 1.0, report)
+        deliver_due(ledger, [WebhookSink(timeout=5)], SCHEDULE, 1.0, report, alert_ids=ids)
+        assert [d.status for d in ledger.deliveries()] == [DeliveryStatus.DEAD]
+
+        # The operator lists the dead letters, fixes the cause and requeues them.
+        assert cli.main(["alerts", "list", "--status", "dead", "--state-dir", str(tmp_path)]) == 0
+        listed = capsys.readouterr().out
+        assert "dead" in listed and "webhook" in listed and "HTTP 400" in listed
+        assert cli.main(["alerts", "requeue", "--sink", "log", "--state-dir", str(tmp_path)]) == 0
+        assert "0 dead deliveries requeued" in capsys.readouterr().out  # only that sink
+        assert cli.main(["alerts", "requeue", "--state-dir", str(tmp_path)]) == 0
+        assert "1 dead delivery requeued" in capsys.readouterr().out
+        (pending,) = ledger.deliveries()
+        assert (pending.status, pending.attempts) == (DeliveryStatus.PENDING, 0)
+
+        report = TickReport()
+        deliver_due(ledger, [WebhookSink(timeout=5)], SCHEDULE, time.time(), report)
+    assert [o.outcome for o in report.outcomes] == [Outcome.DELIVERED]
+    assert [d.status for d in ledger.deliveries()] == [DeliveryStatus.DELIVERED]
+    assert len(receiver.requests) == 2

@@ -156,8 +156,13 @@ class DeliveryLedger:
             return
         now = time.time()
         for row in conn.execute("SELECT * FROM sent").fetchall():
-            alert = Alert(row["asset_key"], row["check_name"], row["partition"] or None,
-                          row["severity"] or "WARN", run_id=row["run_id"])
+            alert = Alert(
+                row["asset_key"],
+                row["check_name"],
+                row["partition"] or None,
+                row["severity"] or "WARN",
+                run_id=row["run_id"],
+            )
             conn.execute(
                 "INSERT OR IGNORE INTO alerts (asset_key, check_name, partition, severity,"
                 " run_id, payload, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -200,11 +205,14 @@ class DeliveryLedger:
     def is_open(self, key: AlertKey) -> bool:
         conn = self._connect()
         try:
-            return conn.execute(
-                "SELECT 1 FROM alerts WHERE asset_key = ? AND check_name = ? AND partition = ?"
-                " AND resolved_at IS NULL",
-                key,
-            ).fetchone() is not None
+            return (
+                conn.execute(
+                    "SELECT 1 FROM alerts WHERE asset_key = ? AND check_name = ? AND partition = ?"
+                    " AND resolved_at IS NULL",
+                    key,
+                ).fetchone()
+                is not None
+            )
         finally:
             conn.close()
 
@@ -242,8 +250,14 @@ class DeliveryLedger:
         return [_delivery(r) for r in rows]
 
     def mark_delivered(self, delivery: Delivery, now: float) -> Delivery:
-        return self._update(delivery, DeliveryStatus.DELIVERED, delivery.attempts + 1, None,
-                            delivery.last_error, now)
+        return self._update(
+            delivery,
+            DeliveryStatus.DELIVERED,
+            delivery.attempts + 1,
+            None,
+            delivery.last_error,
+            now,
+        )
 
     def mark_failed(
         self,
@@ -278,11 +292,26 @@ class DeliveryLedger:
                 "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?,"
                 " last_error = ?, lease_until = NULL, updated_at = ?"
                 " WHERE alert_id = ? AND sink = ?",
-                (status.value, attempts, next_attempt_at, error, now, delivery.alert_id,
-                 delivery.sink),
+                (
+                    status.value,
+                    attempts,
+                    next_attempt_at,
+                    error,
+                    now,
+                    delivery.alert_id,
+                    delivery.sink,
+                ),
             )
-        return Delivery(delivery.alert_id, delivery.alert, delivery.sink, status, attempts,
-                        next_attempt_at, error, now)
+        return Delivery(
+            delivery.alert_id,
+            delivery.alert,
+            delivery.sink,
+            status,
+            attempts,
+            next_attempt_at,
+            error,
+            now,
+        )
 
     def deliveries(
         self, key: AlertKey | None = None, status: DeliveryStatus | None = None
@@ -307,6 +336,31 @@ class DeliveryLedger:
 
     def pending(self) -> list[Delivery]:
         return self.deliveries(status=DeliveryStatus.PENDING)
+
+    def requeue_dead(self, now: float, sink: str | None = None) -> list[Delivery]:
+        """Give dead deliveries (of ``sink`` only, when given) a fresh set of attempts, due at
+        ``now``: for after the cause is fixed (a webhook URL corrected, an outage over). The
+        next delivery tick sends them; their last error is kept until then."""
+        query = (
+            "SELECT d.*, a.payload FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
+            " WHERE d.status = ?"
+        )
+        params: list = [DeliveryStatus.DEAD.value]
+        if sink is not None:
+            query += " AND d.sink = ?"
+            params.append(sink)
+        with self._transaction() as conn:
+            rows = conn.execute(query + " ORDER BY d.alert_id, d.sink", params).fetchall()
+            conn.executemany(
+                "UPDATE deliveries SET status = ?, attempts = 0, next_attempt_at = ?,"
+                " lease_until = NULL, dead_reported = 0, updated_at = ?"
+                " WHERE alert_id = ? AND sink = ?",
+                [(DeliveryStatus.PENDING.value, now, now, r["alert_id"], r["sink"]) for r in rows],
+            )
+        return [
+            Delivery(d.alert_id, d.alert, d.sink, DeliveryStatus.PENDING, 0, now, d.last_error, now)
+            for d in map(_delivery, rows)
+        ]
 
     def take_unreported_dead(self) -> list[Delivery]:
         """Dead deliveries not yet reported to a person, marked reported as they are taken."""
