@@ -87,7 +87,8 @@ class StreetRiskConfig(Config):
     training: str = Field(
         default="{}",
         description="JSON overrides of superdan_assets.ml.street_risk.training.TrainingConfig "
-        "(train_years, train_step, target_days, zero_fraction, params)",
+        "(train_years, train_step, target_days: a number of days or one per type such as "
+        '{"burglary": 28, "theft": 1}, zero_fraction, params)',
     )
     min_pai_ratio: float = Field(
         default=1.0,
