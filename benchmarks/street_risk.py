@@ -7,7 +7,9 @@ Goes through exactly the code the ``street_risk`` asset uses: the bulk export so
 was chosen on 2017 days (63 days, training on 2015-2016; ``--period validation`` reruns
 that protocol with the chosen settings); the default
 ``--period test`` scores 63 days of 2018 (every 5th day from 2018-01-01, the last 2018-11-07;
-the export ends 2018-11-12), once.
+the export ends 2018-11-12). 2018 has been scored twice: once with the first model (theft
+missed its target), then once more after theft's target and day-of-week features were chosen
+on 2017 alone (benchmarks/README.md says so beside the figures).
 
 Usage::
 
