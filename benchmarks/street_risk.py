@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = rows[rows["date"] < pd.Timestamp(last) + pd.Timedelta(days=1)].reset_index(drop=True)
     config = TrainingConfig(**json.loads(args.config))
     fit_start = time.perf_counter()
-    model = train_street_risk(rows, first, config, seed=args.seed, n_jobs=args.threads, progress=_log)
+    model = train_street_risk(
+        rows, first, config, seed=args.seed, n_jobs=args.threads, progress=_log
+    )
     fit_seconds = time.perf_counter() - fit_start
     model.set_threads(1)
     days = pd.date_range(first, last, freq=f"{args.step}D")
@@ -113,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "threads": args.threads,
     }
-    out["targets"][f"seconds_per_day_le_{TARGET_SECONDS:g}"] = out["seconds_per_day"] <= TARGET_SECONDS
+    out["targets"][f"seconds_per_day_le_{TARGET_SECONDS:g}"] = (
+        out["seconds_per_day"] <= TARGET_SECONDS
+    )
     print(json.dumps(out))
     return 0
 

@@ -20,7 +20,6 @@ What it does for a day:
    the long-term hot-spot baseline for 7 days in a row.
 """
 
-
 import json
 import math
 from dataclasses import dataclass, field
@@ -60,7 +59,6 @@ CHECK = "hit_rate_above_long_term_baseline"
 STREAK_DAYS = 7
 
 
-
 def forecast_partitions(spec: CitySpec) -> DailyPartitionsDefinition:
     """The city's days, like its data partitions, but reaching today: partition D is the
     forecast *for* D, made each morning from the days before it, so today's partition must
@@ -69,6 +67,8 @@ def forecast_partitions(spec: CitySpec) -> DailyPartitionsDefinition:
     return DailyPartitionsDefinition(
         start_date=spec.city.first_day.isoformat(), timezone=spec.timezone, end_offset=1
     )
+
+
 CHART_DAYS = 60
 
 
@@ -374,9 +374,13 @@ def build_street_risk(city: City):
         history = partitions.read_many("crime_features", days)
         context.log.info(f"forecasting {day} from {len(days)} day(s) {days[0]}..{days[-1]}")
         outcome = produce_street_risk(
-            history, day, street_risk_blobs(storage, city.name),
-            street_risk_registry(storage, city.name), tracker,
-            config, log=context.log.info,
+            history,
+            day,
+            street_risk_blobs(storage, city.name),
+            street_risk_registry(storage, city.name),
+            tracker,
+            config,
+            log=context.log.info,
         )
         return MaterializeResult(
             metadata={"city": city.name, "history_days": len(days), **outcome.metadata},
