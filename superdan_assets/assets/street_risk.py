@@ -231,9 +231,13 @@ def _deployed_or_new_model(history, day, registry, tracker, config, log):
     if version is not None:
         manifest = registry.manifest(version)
         age = (date.fromisoformat(day) - date.fromisoformat(manifest["cutoff"])).days
-        if age <= config.retrain_every_days + config.validation_days:
+        # A model from before per-type feature sets (one list for every type) cannot forecast
+        # with the current features: replace it rather than fail every day until it ages out.
+        current = isinstance(manifest.get("feature_names"), dict)
+        if current and age <= config.retrain_every_days + config.validation_days:
             return registry.fetch(version), manifest, None
-        log(f"deployed street-risk model {version} has cutoff {manifest['cutoff']}: retraining")
+        reason = f"has cutoff {manifest['cutoff']}" if current else "predates per-type features"
+        log(f"deployed street-risk model {version} {reason}: retraining")
     return _train_and_gate(history, day, registry, tracker, config, log)
 
 

@@ -135,6 +135,11 @@ class StreetRiskModel:
                 f"no model for crime type {crime_type!r}; have {sorted(self.boosters)}"
             )
         label = CRIME_TYPES[crime_type]
+        if not isinstance(self.feature_names, dict):
+            raise ValueError(
+                "this street-risk model predates per-type features (one feature list for every "
+                "type); retrain it with the current code"
+            )
         if builder.names(label) != self.feature_names.get(crime_type):
             raise ValueError(
                 f"{crime_type} feature settings differ from the ones the model was trained with"
