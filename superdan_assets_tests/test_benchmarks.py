@@ -24,6 +24,8 @@ SCRIPTS = {
     "model_quality.py": "--data",
     "quality.py": "--export-path",
     "serving.py": "--export-path",
+    "street_risk.py": "--data",
+    "street_risk_ceiling.py": "--data",
 }
 
 

@@ -20,7 +20,6 @@ What it does for a day:
    the long-term hot-spot baseline for 7 days in a row.
 """
 
-
 import json
 import math
 from dataclasses import dataclass, field
@@ -60,7 +59,6 @@ CHECK = "hit_rate_above_long_term_baseline"
 STREAK_DAYS = 7
 
 
-
 def forecast_partitions(spec: CitySpec) -> DailyPartitionsDefinition:
     """The city's days, like its data partitions, but reaching today: partition D is the
     forecast *for* D, made each morning from the days before it, so today's partition must
@@ -69,6 +67,8 @@ def forecast_partitions(spec: CitySpec) -> DailyPartitionsDefinition:
     return DailyPartitionsDefinition(
         start_date=spec.city.first_day.isoformat(), timezone=spec.timezone, end_offset=1
     )
+
+
 CHART_DAYS = 60
 
 
@@ -87,7 +87,8 @@ class StreetRiskConfig(Config):
     training: str = Field(
         default="{}",
         description="JSON overrides of superdan_assets.ml.street_risk.training.TrainingConfig "
-        "(train_years, train_step, target_days, zero_fraction, params)",
+        "(train_years, train_step, target_days: a number of days or one per type such as "
+        '{"burglary": 28, "theft": 1}, zero_fraction, params)',
     )
     min_pai_ratio: float = Field(
         default=1.0,
@@ -230,9 +231,13 @@ def _deployed_or_new_model(history, day, registry, tracker, config, log):
     if version is not None:
         manifest = registry.manifest(version)
         age = (date.fromisoformat(day) - date.fromisoformat(manifest["cutoff"])).days
-        if age <= config.retrain_every_days + config.validation_days:
+        # A model from before per-type feature sets (one list for every type) cannot forecast
+        # with the current features: replace it rather than fail every day until it ages out.
+        current = isinstance(manifest.get("feature_names"), dict)
+        if current and age <= config.retrain_every_days + config.validation_days:
             return registry.fetch(version), manifest, None
-        log(f"deployed street-risk model {version} has cutoff {manifest['cutoff']}: retraining")
+        reason = f"has cutoff {manifest['cutoff']}" if current else "predates per-type features"
+        log(f"deployed street-risk model {version} {reason}: retraining")
     return _train_and_gate(history, day, registry, tracker, config, log)
 
 
@@ -373,9 +378,13 @@ def build_street_risk(city: City):
         history = partitions.read_many("crime_features", days)
         context.log.info(f"forecasting {day} from {len(days)} day(s) {days[0]}..{days[-1]}")
         outcome = produce_street_risk(
-            history, day, street_risk_blobs(storage, city.name),
-            street_risk_registry(storage, city.name), tracker,
-            config, log=context.log.info,
+            history,
+            day,
+            street_risk_blobs(storage, city.name),
+            street_risk_registry(storage, city.name),
+            tracker,
+            config,
+            log=context.log.info,
         )
         return MaterializeResult(
             metadata={"city": city.name, "history_days": len(days), **outcome.metadata},

@@ -159,3 +159,27 @@ def test_todays_forecast_partition_exists_before_the_day_is_over():
     spec = CITY.spec
     assert forecast_partitions(spec).get_partition_keys(current_time=now)[-1] == "2018-03-05"
     assert CITY.partitions_def.get_partition_keys(current_time=now)[-1] == "2018-03-04"
+
+
+def test_a_deployed_model_from_before_per_type_features_is_replaced(storage, tmp_path):
+    # A model saved when every type shared one feature list cannot forecast with the current
+    # features: the next day retrains instead of failing until the model ages out.
+    from superdan_assets.ml.street_risk.artifact import load_street_risk, save_street_risk
+    from superdan_assets.ml.street_risk.forecast import forecast_day
+
+    registry = street_risk_registry(storage, "chicago")
+    model, _ = load_street_risk(registry.fetch(registry.production_version()))
+    model.feature_names = list(model.feature_names["burglary"])  # the old layout
+    with pytest.raises(ValueError, match="predates per-type features"):
+        forecast_day(model, _feature_rows(generate_rows(start="2016-01-01", days=60,
+                                                        n_blocks=25, seed=5)), "2016-02-20")
+    legacy = save_street_risk(model, tmp_path / "legacy", "2016-09-27", {}, True, "test")
+    registry.register(tmp_path / "legacy")
+    registry.promote(legacy["version"], "an artifact from the previous code")
+
+    result = _run(storage, "2016-10-12")
+    assert result.success
+    meta = result.asset_materializations_for_node("chicago__street_risk")[0].metadata
+    assert meta["trained_this_run"].value is True
+    assert meta["model_version"].value != legacy["version"]
+    assert isinstance(registry.manifest(meta["model_version"].value)["feature_names"], dict)

@@ -12,17 +12,28 @@ from superdan_assets.ml.artifact import ModelIntegrityError, save_model
 from superdan_assets.ml.street_risk.artifact import load_street_risk, save_street_risk
 from superdan_assets.ml.street_risk.baselines import BaselineScorer
 from superdan_assets.ml.street_risk.evaluation import day_scores, score_days
-from superdan_assets.ml.street_risk.features import FeatureBuilder, FeatureConfig, KernelConfig
+from superdan_assets.ml.street_risk.features import (
+    FeatureBuilder,
+    FeatureConfig,
+    KernelConfig,
+    weekday_of,
+)
 from superdan_assets.ml.street_risk.forecast import FORECAST_COLUMNS, forecast_day
 from superdan_assets.ml.street_risk.history import Events, day_number
 from superdan_assets.ml.street_risk.maps import risk_map_html, risk_map_png, top_table_markdown
 from superdan_assets.ml.street_risk.metrics import HitTally, flagged_count, top_units
+from superdan_assets.ml.street_risk.model import target_days_by_type
 from superdan_assets.ml.street_risk.training import TrainingConfig, gate, train_street_risk
 from superdan_assets.ml.street_risk.units import build_units
 from superdan_assets_tests.ml.street_risk_data import generate_rows
 
-SMALL = TrainingConfig(train_years=0.6, train_step=5, target_days=7, zero_fraction=0.3,
-                       params={"n_estimators": 40, "num_leaves": 15, "min_child_samples": 20})
+SMALL = TrainingConfig(
+    train_years=0.6,
+    train_step=5,
+    target_days=7,
+    zero_fraction=0.3,
+    params={"n_estimators": 40, "num_leaves": 15, "min_child_samples": 20},
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +52,14 @@ def _rows(records):
 
 
 def test_block_location_is_the_median_of_its_incidents():
-    frame = _rows([
-        ("2018-01-01", "001XX A ST", 41.0, -87.0, 0),
-        ("2018-01-02", "001XX A ST", 41.1, -87.1, 1),
-        ("2018-01-03", "001XX A ST", 45.0, -80.0, 0),  # one mis-geocoded report
-        ("2018-01-03", "002XX B ST", np.nan, np.nan, 0),
-    ])
+    frame = _rows(
+        [
+            ("2018-01-01", "001XX A ST", 41.0, -87.0, 0),
+            ("2018-01-02", "001XX A ST", 41.1, -87.1, 1),
+            ("2018-01-03", "001XX A ST", 45.0, -80.0, 0),  # one mis-geocoded report
+            ("2018-01-03", "002XX B ST", np.nan, np.nan, 0),
+        ]
+    )
     units = build_units(frame)
     assert units.kind == "block"
     assert list(units.keys) == ["001XX A ST", "002XX B ST"]
@@ -55,11 +68,13 @@ def test_block_location_is_the_median_of_its_incidents():
 
 
 def test_a_city_without_blocks_gets_150_m_cells():
-    frame = _rows([
-        ("2018-01-01", None, 41.8000, -87.7000, 0),
-        ("2018-01-01", None, 41.8001, -87.7001, 0),  # ~14 m away: same cell
-        ("2018-01-01", None, 41.8100, -87.7000, 0),  # ~1.1 km north: another cell
-    ])
+    frame = _rows(
+        [
+            ("2018-01-01", None, 41.8000, -87.7000, 0),
+            ("2018-01-01", None, 41.8001, -87.7001, 0),  # ~14 m away: same cell
+            ("2018-01-01", None, 41.8100, -87.7000, 0),  # ~1.1 km north: another cell
+        ]
+    )
     units = build_units(frame)
     assert units.kind == "cell"
     assert len(units) == 2
@@ -93,12 +108,14 @@ def test_hit_rate_pai_and_pei_on_a_hand_example():
 
 
 def test_baselines_count_only_days_before_the_forecast_day():
-    frame = _rows([
-        ("2018-01-01", "A", 41.0, -87.0, 1),
-        ("2018-01-20", "A", 41.0, -87.0, 1),
-        ("2018-01-30", "B", 41.0, -87.01, 1),
-        ("2018-02-01", "B", 41.0, -87.01, 1),  # the forecast day itself: never counted
-    ])
+    frame = _rows(
+        [
+            ("2018-01-01", "A", 41.0, -87.0, 1),
+            ("2018-01-20", "A", 41.0, -87.0, 1),
+            ("2018-01-30", "B", 41.0, -87.01, 1),
+            ("2018-02-01", "B", 41.0, -87.01, 1),  # the forecast day itself: never counted
+        ]
+    )
     units = build_units(frame)
     events = Events.from_rows(frame, units).of_type(1)
     scores = BaselineScorer(units, events, KernelConfig()).scores(day_number("2018-02-01"))
@@ -124,6 +141,78 @@ def test_features_never_read_the_forecast_day(rows):
     base = FeatureBuilder(units, Events.from_rows(rows, units)).day_features(day_number(day), 1)
     more = FeatureBuilder(units, Events.from_rows(busier, units)).day_features(day_number(day), 1)
     np.testing.assert_array_equal(base, more)
+
+
+def test_theft_features_never_read_the_forecast_day(rows):
+    # Theft has the day-of-week profile too: the same guarantee for it.
+    day = pd.Timestamp("2016-09-03")
+    units = build_units(rows)
+    extra = rows[rows["date"].dt.normalize() == day].copy()
+    busier = pd.concat([rows, extra, extra], ignore_index=True).sort_values("date")
+    base = FeatureBuilder(units, Events.from_rows(rows, units)).day_features(day_number(day), 0)
+    more = FeatureBuilder(units, Events.from_rows(busier, units)).day_features(day_number(day), 0)
+    np.testing.assert_array_equal(base, more)
+
+
+def test_weekday_profile_of_a_weekend_place_and_a_weekday_place():
+    # Shop A has thefts on Saturdays only, office B on Mondays only (2018-01-06 a Saturday).
+    saturdays = pd.date_range("2018-01-06", periods=10, freq="7D")
+    mondays = pd.date_range("2018-01-01", periods=10, freq="7D")
+    frame = _rows(
+        [(str(d.date()), "A", 41.0, -87.0, 0) for d in saturdays]
+        + [(str(d.date()), "B", 41.0, -87.01, 0) for d in mondays]
+    )
+    units = build_units(frame)
+    builder = FeatureBuilder(units, Events.from_rows(frame, units))
+    assert list(weekday_of([day_number("2018-01-06"), day_number("2018-01-08")])) == [5, 0]
+    names = builder.names(0)
+    assert "same_weekday_share" in names and "same_weekday_share" not in builder.names(1)
+
+    def profile(day):
+        x = builder.day_features(day_number(day), 0)
+        return {n: list(x[:, names.index(n)]) for n in names}
+
+    saturday = profile("2018-03-17")  # after both places' ten weeks
+    assert saturday["same_weekday_52w"] == [10.0, 0.0]
+    assert saturday["same_weekday_share"] == [1.0, 0.0]
+    assert saturday["weekend_share"] == [1.0, 0.0]
+    assert saturday["forecast_weekday"] == [5.0, 5.0]
+    monday = profile("2018-03-19")
+    assert monday["same_weekday_share"] == [0.0, 1.0]
+    assert monday["same_weekday_52w"] == [0.0, 10.0]
+    # Before A's last Saturday (2018-03-10) is counted: only days strictly before the forecast.
+    assert profile("2018-03-10")["same_weekday_52w"] == [9.0, 0.0]
+
+
+def test_target_days_per_type_are_checked():
+    assert target_days_by_type(7) == {"burglary": 7, "theft": 7}
+    assert target_days_by_type({"burglary": 28, "theft": 1}) == {"burglary": 28, "theft": 1}
+    with pytest.raises(ValueError, match="missing \\['theft'\\]"):
+        target_days_by_type({"burglary": 28})
+    with pytest.raises(ValueError, match="at least 1 day"):
+        target_days_by_type({"burglary": 28, "theft": 0})
+
+
+def test_per_type_targets_train_on_their_own_horizon(rows):
+    # Theft's target is the day's count; burglary's the 28-day mean: each booster learns a
+    # daily rate, and the training days end where the longest horizon still fits the cutoff.
+    config = TrainingConfig(
+        train_years=0.6,
+        train_step=5,
+        target_days={"burglary": 28, "theft": 1},
+        zero_fraction=0.3,
+        params={"n_estimators": 40, "num_leaves": 15, "min_child_samples": 20},
+    )
+    fitted = train_street_risk(rows, "2016-12-01", config, n_jobs=1)
+    assert max(fitted.training_days) <= day_number("2016-12-01") - 28
+    assert fitted.feature_names["theft"][-1] == "forecast_weekday"
+    assert "forecast_weekday" not in fitted.feature_names["burglary"]
+    forecast = forecast_day(fitted, rows, "2016-12-10")
+    for crime_type, label in (("burglary", 1), ("theft", 0)):
+        past = rows[(rows["label"] == label) & (rows["date"] < "2016-12-10")]
+        daily = len(past[past["date"] >= "2016-06-01"]) / 192  # the last half year's daily total
+        total = forecast.loc[forecast.crime_type == crime_type, "expected_count"].sum()
+        assert 0.5 * daily < total < 2.0 * daily
 
 
 def test_forecast_ignores_rows_on_and_after_its_day(model, rows):

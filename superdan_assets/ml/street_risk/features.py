@@ -11,7 +11,11 @@ What a place's risk tomorrow depends on, each a feature here:
 * neighbours: a place in a busy area is riskier than its own few counts say;
 * the other crime type (burglary and theft share places: shopping streets, dense housing);
 * the day's calendar (weekday, season): it moves the city's total, and with it the expected
-  count every probability is computed from.
+  count every probability is computed from;
+* a place's day-of-week profile (for the types in ``FeatureConfig.weekday_profile``): thefts
+  at shops peak at weekends and downtown on weekdays, so a place's share of its past crimes on
+  the forecast day's weekday moves its expected count for that day (used with a target of the
+  day's own count, see :mod:`.model`).
 
 Neighbour sums are sparse matrix products over pairs of units within a radius, computed once
 per set of units; a day's features are a few ``bincount`` calls and products.
@@ -66,6 +70,10 @@ class FeatureConfig:
     # features lowered burglary PAI at 1 % from 6.43 to 6.31 and left theft at 25.5.
     location: bool = False
     calendar: bool = False
+    # Day-of-week profile features per crime type. Theft only: on the 2017 validation days
+    # (training on 2015-2016, target the day's count) theft PAI at 1 % went from 25.55 (no
+    # profile, 28-day mean target) to 25.92; see benchmarks/README.md.
+    weekday_profile: tuple[str, ...] = ("theft",)
 
 
 def kernel_matrix(units: Units, radius_m: float, distance_unit_m: float, self_weight: bool = True):
@@ -119,7 +127,8 @@ class FeatureBuilder:
         """Units that exist on ``day``: those with an event (of any type) before it."""
         return self._first < day
 
-    def names(self) -> list[str]:
+    def names(self, label: int) -> list[str]:
+        """Feature names of crime type ``label`` (the types' feature sets may differ)."""
         c = self.config
         names = ["rate_all"]
         names += [f"count_{w}d" for w in c.windows]
@@ -130,6 +139,14 @@ class FeatureBuilder:
             names += ["x_km", "y_km"]
         if c.calendar:
             names += ["weekday", "day_of_year_sin", "day_of_year_cos"]
+        if _type_name(label) in c.weekday_profile:
+            names += [
+                "same_weekday_52w",
+                "same_weekday_rate",
+                "same_weekday_share",
+                "weekend_share",
+                "forecast_weekday",
+            ]
         return names
 
     def day_features(self, day: int, label: int) -> np.ndarray:
@@ -149,7 +166,9 @@ class FeatureBuilder:
         since = np.where(last >= 0, day - last, 10_000).astype(float)
         cols.append(np.minimum(since, 10_000))
         k, matrix = self.kernels[label]
-        recent = ev.counts(day - 7 * k.weeks, day, weights=lambda d: 1.0 / (1.0 + (day - d - 1) // 7))
+        recent = ev.counts(
+            day - 7 * k.weeks, day, weights=lambda d: 1.0 / (1.0 + (day - d - 1) // 7)
+        )
         cols.append(matrix @ recent)
         cols.append(self.neighbours @ ev.counts(day - 28, day))
         cols.append(self.neighbours @ ev.counts(day - 365, day))
@@ -167,7 +186,41 @@ class FeatureBuilder:
             cols.append(np.full(n, date.weekday(), dtype=float))
             cols.append(np.full(n, np.sin(angle)))
             cols.append(np.full(n, np.cos(angle)))
+        if _type_name(label) in c.weekday_profile:
+            cols.extend(_weekday_profile(ev, day, history_days))
         return np.column_stack(cols).astype(np.float32)
+
+
+def weekday_of(day) -> np.ndarray:
+    """Weekday (Monday 0) of day numbers: 1970-01-01, day 0, was a Thursday."""
+    return (np.asarray(day) + 3) % 7
+
+
+def _weekday_profile(ev: Events, day: int, history_days: int) -> list[np.ndarray]:
+    """A place's crimes on the forecast day's weekday (last 52 weeks; per week of all history;
+    as a share of all its crimes), its share at weekends, and the day's weekday."""
+    weekday = int(weekday_of(day))
+
+    def same_weekday(d):
+        return (weekday_of(d) == weekday).astype(float)
+
+    def weekend(d):
+        return (weekday_of(d) >= 5).astype(float)
+
+    total = ev.counts(-(1 << 40), day)
+    same_all = ev.counts(-(1 << 40), day, weights=same_weekday)
+    denominator = np.maximum(total, 1.0)
+    return [
+        ev.counts(day - 364, day, weights=same_weekday),
+        same_all / max(history_days / 7.0, 1.0),
+        same_all / denominator,
+        ev.counts(-(1 << 40), day, weights=weekend) / denominator,
+        np.full(len(total), float(weekday)),
+    ]
+
+
+def _type_name(label: int) -> str:
+    return next(name for name, value in CRIME_TYPES.items() if value == label)
 
 
 def _decayed(ev: Events, day: int, half_life: float) -> np.ndarray:
@@ -186,5 +239,5 @@ def day_targets(events: Events, day: int, label: int, days: int = 1) -> np.ndarr
     return events.of_type(label).counts(day, day + days) / days
 
 
-def as_frame(builder: FeatureBuilder, matrix: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame(matrix, columns=builder.names())
+def as_frame(builder: FeatureBuilder, matrix: np.ndarray, label: int) -> pd.DataFrame:
+    return pd.DataFrame(matrix, columns=builder.names(label))

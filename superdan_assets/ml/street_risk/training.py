@@ -20,7 +20,7 @@ from superdan_assets.ml.street_risk.evaluation import Scoreboard, score_days
 from superdan_assets.ml.street_risk.features import FeatureBuilder, FeatureConfig
 from superdan_assets.ml.street_risk.forecast import history_before
 from superdan_assets.ml.street_risk.history import Events, day_number
-from superdan_assets.ml.street_risk.model import StreetRiskModel
+from superdan_assets.ml.street_risk.model import StreetRiskModel, target_days_by_type
 from superdan_assets.ml.street_risk.units import build_units
 
 
@@ -30,7 +30,8 @@ class TrainingConfig:
 
     train_years: float = 2.0
     train_step: int = 2
-    target_days: int = 28
+    # Per type (see the model's docstring): burglary the 28-day mean, theft the day's count.
+    target_days: int | dict[str, int] = field(default_factory=lambda: {"burglary": 28, "theft": 1})
     zero_fraction: float = 0.05
     feature_config: FeatureConfig = field(default_factory=FeatureConfig)
     params: dict[str, Any] | None = None
@@ -38,7 +39,7 @@ class TrainingConfig:
 
 def training_days(cutoff, config: TrainingConfig) -> list[int]:
     """Day numbers whose targets end before ``cutoff``, every ``train_step``-th day."""
-    end = day_number(cutoff) - config.target_days
+    end = day_number(cutoff) - max(target_days_by_type(config.target_days).values())
     start = day_number(cutoff) - int(round(365.25 * config.train_years))
     return list(range(start, end + 1, config.train_step))
 
@@ -60,7 +61,7 @@ def train_street_risk(
     if not days:
         raise ValueError(
             f"history before {pd.Timestamp(cutoff).date()} is too short to train on: it starts "
-            f"{pd.Timestamp(history['date'].min()).date()} and targets need {config.target_days} days"
+            f"{pd.Timestamp(history['date'].min()).date()} and targets need {max(target_days_by_type(config.target_days).values())} days"
         )
     units = build_units(history)
     builder = FeatureBuilder(units, Events.from_rows(history, units), config.feature_config)
