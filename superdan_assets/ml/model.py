@@ -28,6 +28,8 @@ from superdan_assets.ml.features import (
     DEFAULT_HISTORY_KEYS,
     IncidentFeatures,
 )
+from superdan_assets.ml.labels import LABEL_COLUMN
+from superdan_assets.ml.recency import RECENCY_PARAMS, training_rows
 
 #: Feature-transformer settings (see :class:`IncidentFeatures`), chosen on the benchmark.
 FEATURE_PARAMS: dict[str, Any] = {
@@ -60,6 +62,7 @@ BOOSTING_PARAMS: dict[str, Any] = {
 DEFAULT_PARAMS: dict[str, Any] = {
     **FEATURE_PARAMS,
     **BOOSTING_PARAMS,
+    **RECENCY_PARAMS,
     "random_state": 0,
     "n_jobs": None,
 }
@@ -112,6 +115,27 @@ def build_pipeline(params: dict[str, Any] | None = None) -> Pipeline:
         verbose=-1,
     )
     return Pipeline([("features", features), ("model", classifier)])
+
+
+def fit_model(rows, params: dict[str, Any] | None = None) -> Pipeline:
+    """A pipeline built from ``params`` and fitted on labelled ``rows`` with their recency.
+
+    The one place a model is fitted (training, its validation fit, selection), so the training
+    window and the recency weights (:mod:`superdan_assets.ml.recency`) apply the same way
+    everywhere.
+    """
+    p = resolve_params(params)
+    pipeline = build_pipeline(p)
+    kept, weights = training_rows(rows, p)
+    labels = kept[LABEL_COLUMN].to_numpy(dtype="int64")
+    if labels.min() == labels.max():
+        raise ValueError(
+            f"the training rows left by window_days={p['window_days']} hold one class only "
+            f"({len(kept)} rows); widen the window"
+        )
+    fit_params = {} if weights is None else {"model__sample_weight": weights}
+    pipeline.fit(kept, labels, **fit_params)
+    return pipeline
 
 
 def set_threads(pipeline: Pipeline, n_threads: int) -> Pipeline:
