@@ -34,7 +34,9 @@ from superdan_assets.ml.labels import build_feature_rows  # noqa: E402
 from superdan_assets.ml.selected import DEFAULT_SELECTION  # noqa: E402
 from superdan_assets.ml.selection import load_rows_before, run_selection  # noqa: E402
 
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "chicago"
+DEFAULT_DATA = (
+    Path(os.environ.get("SUPERDAN_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data") / "chicago"
+)
 DEFAULT_CACHE = Path("/tmp/superdan-export-cache")
 
 
