@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_SELECTION)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.city is None and not (args.data or DEFAULT_DATA).exists():
+        print(f"no bulk export at {args.data or DEFAULT_DATA}; pass --data", file=sys.stderr)
+        return 2
     source, city = source_for(args.data, args.city, args.cache_dir)
     record = select(source, city, args.start, args.cutoff, args.out, args.threads)
     print(json.dumps(brief(record)))

@@ -14,7 +14,8 @@ The protocol, and why:
 * **A staged search** (coordinate descent): one option family at a time (history keys, then
   categorical columns, then boosting, then recency), each option applied alone on top of the
   current incumbent. A full grid of the same options would be ~150 candidates, about 2 hours of
-  fitting per fold on this machine; staged it is 12. Families are searched in the order in
+  fitting per fold on this machine; staged it is 11. (A slower learning rate with more trees
+  was left out: it costs 1.7 fits per fold, more than the shared machine had time for.) Families are searched in the order in
   which they shape the inputs (features before the learner before the rows' weights).
 * **The rule.** Candidates are ranked by mean validation PR-AUC over the folds. An option
   replaces the incumbent only when it gains more than ``min_gain`` (0.001): differences below
@@ -122,7 +123,6 @@ STAGES: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = [
             ("num_leaves=31", {"num_leaves": 31}),
             ("num_leaves=127", {"num_leaves": 127}),
             ("min_child_samples=300", {"min_child_samples": 300}),
-            ("learning_rate=0.03,n_estimators=1000", {"learning_rate": 0.03, "n_estimators": 1000}),
         ],
     ),
     (
