@@ -52,6 +52,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from superdan_assets.ml.areas import AreaCentres
 from superdan_assets.ml.labels import normalise_location_text
+from superdan_assets.ml.selected import selected_params
 from superdan_assets.ml.vocabulary import LocationVocabulary
 
 _NS_PER_DAY = 86_400 * 10**9
@@ -73,17 +74,9 @@ HISTORY_KEYS: dict[str, tuple[str, ...]] = {
     "beat_location": ("beat", "location_description"),
     "community_area_location": ("community_area", "location_description"),
 }
-#: Measured on 2012-2017 -> 2018: adding street/beat/community-area-only keys gained nothing.
-DEFAULT_HISTORY_KEYS: tuple[str, ...] = (
-    "block",
-    "block_location",
-    "point",
-    "point_location",
-    "street",
-    "beat_location",
-    "cell",
-    "cell_location",
-)
+#: Chosen by rolling-origin selection on 2012-2017 (validation years 2015-2017, never the 2018
+#: test year; record ``ml/selections/chicago.json``, see ``ml/selection.py``).
+DEFAULT_HISTORY_KEYS: tuple[str, ...] = tuple(selected_params()["history_keys"])
 
 #: Prepared columns that can be categorical model inputs.
 CATEGORICAL_COLUMNS: tuple[str, ...] = (
@@ -95,11 +88,10 @@ CATEGORICAL_COLUMNS: tuple[str, ...] = (
     "street",
     "direction",
 )
-#: Why not all of them: with hundreds of beats or thousands of streets, a boosted tree finds
-#: category subsets that fit the training years and not the next one (measured: PR-AUC 0.696
-#: with beat and street as categories, 0.719 without). The place histories carry that
-#: information in a form that generalises.
-DEFAULT_CATEGORICAL_COLUMNS: tuple[str, ...] = ("location_description", "district", "direction")
+#: Chosen by the same selection. Why not all of them: with hundreds of beats or thousands of
+#: streets a boosted tree can find category subsets that fit the training years and not the next
+#: one; the place histories carry that information in a form that generalises.
+DEFAULT_CATEGORICAL_COLUMNS: tuple[str, ...] = tuple(selected_params()["categorical_columns"])
 
 _TIME_FEATURES: tuple[str, ...] = (
     "hour",

@@ -3,10 +3,16 @@
 Why one pipeline: the artifact pickles it whole, so training, the benchmark and the endpoint
 compute the features with the very same fitted object and cannot disagree.
 
-Why LightGBM: on the 2012-2017 -> 2018 split with the same features and comparable settings
-(600 trees, 127 leaves), LightGBM and scikit-learn's HistGradientBoosting reached the same
-quality (PR-AUC 0.719 vs 0.718), but HistGradientBoosting took 85 s to fit against 41-59 s
-for LightGBM on 2 shared cores, and it caps categorical columns at 255 categories.
+Why LightGBM: with the same features and comparable settings (600 trees, 127 leaves) it and
+scikit-learn's HistGradientBoosting ranked equally well (PR-AUC 0.719 vs 0.718; that comparison
+was scored on 2018 before selection was honest, and the learner was not re-selected since), but
+HistGradientBoosting took 85 s to fit against 41-59 s on 2 shared cores, and it caps categorical
+columns at 255 categories.
+
+Where the settings come from: the winner of the rolling-origin selection on 2012-2017
+(:mod:`superdan_assets.ml.selection`, record ``ml/selections/chicago.json``, read by
+:mod:`superdan_assets.ml.selected`). Settings the selection did not search (its
+``not_searched`` list) keep the values they had before it, set by hand.
 """
 
 from __future__ import annotations
@@ -28,17 +34,29 @@ from superdan_assets.ml.features import (
     DEFAULT_HISTORY_KEYS,
     IncidentFeatures,
 )
+from superdan_assets.ml.labels import LABEL_COLUMN
+from superdan_assets.ml.recency import RECENCY_PARAMS, training_rows
+from superdan_assets.ml.selected import selected_params
 
-#: Feature-transformer settings (see :class:`IncidentFeatures`), chosen on the benchmark.
+#: The selection's winner (history keys, categorical columns, boosting and recency settings).
+_SELECTED: dict[str, Any] = selected_params()
+
+#: Feature-transformer settings (see :class:`IncidentFeatures`), from the selection.
 FEATURE_PARAMS: dict[str, Any] = {
     "history_keys": list(DEFAULT_HISTORY_KEYS),
-    "smoothing": 40.0,
-    "min_category_count": 20,
-    "max_categories": 2000,
-    "rotations": [15.0, 30.0, 45.0, 60.0, 75.0],
-    "min_history_days": 30.0,
+    **{
+        key: _SELECTED[key]
+        for key in (
+            "smoothing",
+            "min_category_count",
+            "max_categories",
+            "rotations",
+            "min_history_days",
+        )
+    },
     "categorical_columns": list(DEFAULT_CATEGORICAL_COLUMNS),
-    "history_lag_days": 0.0,
+    "history_lag_days": _SELECTED["history_lag_days"],
+    # The drift defences (ml/vocabulary.py, ml/areas.py), measured by benchmarks/vocabulary.py.
     "learn_location_vocabulary": True,
     # Chosen on 2017 (trained 2012-2016) by benchmarks/vocabulary.py: the rate that best
     # serves incidents without a location type (PR-AUC 0.414 vs 0.325 at 0) among those that
@@ -47,25 +65,29 @@ FEATURE_PARAMS: dict[str, Any] = {
     "map_unseen_areas": True,
 }
 
-#: LightGBM settings. Chosen on the 2012-2017 -> 2018 benchmark: 63 leaves with at least 100
-#: rows each and half the columns per tree generalised as well as bigger trees (PR-AUC 0.722
-#: vs 0.723 with 127 leaves) in half the fit time.
+#: LightGBM settings, from the selection.
 BOOSTING_PARAMS: dict[str, Any] = {
-    "n_estimators": 600,
-    "learning_rate": 0.05,
-    "num_leaves": 63,
-    "min_child_samples": 100,
-    "subsample": 0.8,
-    "subsample_freq": 1,
-    "colsample_bytree": 0.5,
-    "reg_lambda": 1.0,
+    key: _SELECTED[key]
+    for key in (
+        "n_estimators",
+        "learning_rate",
+        "num_leaves",
+        "min_child_samples",
+        "subsample",
+        "subsample_freq",
+        "colsample_bytree",
+        "reg_lambda",
+    )
 }
 
 #: Everything ``build_pipeline`` accepts, with defaults. ``n_jobs`` is the training thread
 #: count (``None``: all CPUs); ``random_state`` fixes subsampling so a fit is reproducible.
+#: ``window_days``/``recency_half_life_days`` (:mod:`superdan_assets.ml.recency`) act on the
+#: training rows, not on the pipeline.
 DEFAULT_PARAMS: dict[str, Any] = {
     **FEATURE_PARAMS,
     **BOOSTING_PARAMS,
+    **{key: _SELECTED.get(key, off) for key, off in RECENCY_PARAMS.items()},
     "random_state": 0,
     "n_jobs": None,
 }
@@ -118,6 +140,27 @@ def build_pipeline(params: dict[str, Any] | None = None) -> Pipeline:
         verbose=-1,
     )
     return Pipeline([("features", features), ("model", classifier)])
+
+
+def fit_model(rows, params: dict[str, Any] | None = None) -> Pipeline:
+    """A pipeline built from ``params`` and fitted on labelled ``rows`` with their recency.
+
+    The one place a model is fitted (training, its validation fit, selection), so the training
+    window and the recency weights (:mod:`superdan_assets.ml.recency`) apply the same way
+    everywhere.
+    """
+    p = resolve_params(params)
+    pipeline = build_pipeline(p)
+    kept, weights = training_rows(rows, p)
+    labels = kept[LABEL_COLUMN].to_numpy(dtype="int64")
+    if labels.min() == labels.max():
+        raise ValueError(
+            f"the training rows left by window_days={p['window_days']} hold one class only "
+            f"({len(kept)} rows); widen the window"
+        )
+    fit_params = {} if weights is None else {"model__sample_weight": weights}
+    pipeline.fit(kept, labels, **fit_params)
+    return pipeline
 
 
 def set_threads(pipeline: Pipeline, n_threads: int) -> Pipeline:

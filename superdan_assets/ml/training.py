@@ -51,11 +51,12 @@ from superdan_assets.ml.labels import (
     check_feature_rows,
 )
 from superdan_assets.ml.model import (
-    build_pipeline,
     default_threads,
     feature_importances,
+    fit_model,
     resolve_params,
 )
+from superdan_assets.ml.recency import apply_window
 
 Progress = Callable[[str], None]
 
@@ -179,6 +180,7 @@ def example_incidents(rows: pd.DataFrame, n: int = 2) -> list[dict[str, Any]]:
         out.append(incident)
     return out
 
+
 def _last_days(dates: pd.Series, days: int) -> np.ndarray:
     start = dates.max().normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=days)
     return (dates >= start).to_numpy()
@@ -281,6 +283,13 @@ def _timed_fit(pipeline: Pipeline, rows: pd.DataFrame) -> float:
     return time.perf_counter() - start
 
 
+def _timed_fit_model(rows: pd.DataFrame, params: dict[str, Any]) -> tuple[Pipeline, float]:
+    """The model fitted on ``rows`` with its recency options (:func:`fit_model`), and seconds."""
+    start = time.perf_counter()
+    pipeline = fit_model(rows, params)
+    return pipeline, time.perf_counter() - start
+
+
 def _seed_protocol_threshold(pipeline: Pipeline, rows: pd.DataFrame, min_recall: float) -> float:
     """The forest's threshold from its out-of-bag scores: training-side, and no second fit.
 
@@ -348,8 +357,7 @@ def train_and_evaluate(
         f"choosing the threshold on {len(validation_rows)} validation rows "
         f"{_window(validation_rows)}"
     )
-    validation_model = build_pipeline(resolved)
-    timings["validation_fit_seconds"] = _timed_fit(validation_model, fit_rows)
+    validation_model, timings["validation_fit_seconds"] = _timed_fit_model(fit_rows, resolved)
     validation_scores = validation_model.predict_proba(validation_rows)[:, 1]
     threshold_choice = choose_recent_threshold(
         validation_rows, validation_scores, min_recall, threshold_days, recall_margin
@@ -360,8 +368,7 @@ def train_and_evaluate(
 
     # 2. The final model on the whole training window.
     say("fitting the final model on the whole training window")
-    pipeline = build_pipeline(resolved)
-    timings["fit_seconds"] = _timed_fit(pipeline, train)
+    pipeline, timings["fit_seconds"] = _timed_fit_model(train, resolved)
 
     # 3. Baselines on the same rows, thresholds also from the training side.
     baselines: dict[str, Pipeline] = {"prior": build_prior_baseline()}
@@ -425,7 +432,13 @@ def train_and_evaluate(
         },
         "training_window": _window(train),
         "test_window": _window(test),
-        "rows": {"train": len(train), "test": len(test), "validation": len(validation_rows)},
+        "rows": {
+            "train": len(train),
+            # What the final model learnt from after ``window_days`` (all of them without one).
+            "fitted": len(apply_window(train, resolved["window_days"])),
+            "test": len(test),
+            "validation": len(validation_rows),
+        },
         "burglary_rate": {
             "train": float(_labels(train).mean()),
             "test": float(y_test.mean()),
