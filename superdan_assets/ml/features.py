@@ -419,8 +419,9 @@ class IncidentFeatures(TransformerMixin, BaseEstimator):
         Names from :data:`CATEGORICAL_COLUMNS` passed to the model as categories.
     history_lag_days:
         Training rows see only history older than this many days (0: everything strictly
-        earlier). Meant to mimic the gap between training and scoring; it measured no gain
-        on 2018 (PR-AUC 0.721 at 120 days vs 0.722 at 0), so the default is 0.
+        earlier). Meant to mimic the gap between training and scoring. The default (0) is the
+        committed selection's value (``ml/selections/chicago.json``); the selection did not
+        search this option (an earlier look on 2018 found no gain), so treat it as untested.
     learn_location_vocabulary:
         Learn the renames of location wordings inside the training window and map unseen
         wordings to the known ones they restate (:mod:`superdan_assets.ml.vocabulary`).
