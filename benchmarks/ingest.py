@@ -71,7 +71,9 @@ def main() -> None:
         DAGSTER_HOME=str(work / "dagster_home"),
         DAGSTER_DISABLE_TELEMETRY="1",
     )
-    (work / "dagster_home").mkdir(parents=True)
+    from superdan_assets.instance.home import ensure_embedded_home
+
+    ensure_embedded_home(work / "dagster_home")  # the instance superdan pipeline/ui.sh use
 
     from dagster import DagsterInstance, materialize
 
