@@ -64,8 +64,36 @@ def _header(path: Path) -> list[str]:
         return next(csv.reader([fh.readline()]))
 
 
-def generate(export: Path, out: Path, factor: int) -> int:
-    """Write ``factor - 1`` shifted copies of the export's yearly files into ``out`` and link
+def plan(export: Path, min_rows: int) -> tuple[dict[Path, list[int]], int]:
+    """Which copies to make: going back a year at a time from the year before the export,
+    year ``Y`` is a copy of the real year ``Y + 7k`` (``k`` = 1, 2, ...), until the history
+    holds at least ``min_rows``. Returns (real file -> its copy numbers ``k``, first year)."""
+    import pyarrow.csv as pacsv
+
+    span = REAL_LAST_YEAR - REAL_FIRST_YEAR + 1
+    files = {
+        int(re.search(r"(\d{4})", p.name).group(1)): p for p in sorted(export.glob("crimes_*.csv*"))
+    }
+    if sorted(files) != list(range(REAL_FIRST_YEAR, REAL_LAST_YEAR + 1)):
+        sys.exit(f"expected crimes_{REAL_FIRST_YEAR}..{REAL_LAST_YEAR} files in {export}")
+    rows = {
+        y: pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(include_columns=["ID"])).num_rows
+        for y, p in files.items()
+    }
+    total, year = sum(rows.values()), REAL_FIRST_YEAR
+    copies: dict[Path, list[int]] = {p: [] for p in files.values()}
+    while total < min_rows:
+        year -= 1
+        k = -(-(REAL_FIRST_YEAR - year) // span)
+        copies[files[year + span * k]].append(k)
+        total += rows[year + span * k]
+    if year < 1901:
+        sys.exit("that many rows would reach back before 1901 (the leap-year rule used here)")
+    return copies, year
+
+
+def generate(export: Path, out: Path, copies: dict[Path, list[int]]) -> int:
+    """Write the planned shifted copies of the export's yearly files into ``out`` and link
     the real ones beside them; returns the number of generated rows."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -74,8 +102,10 @@ def generate(export: Path, out: Path, factor: int) -> int:
     out.mkdir(parents=True, exist_ok=True)
     span = REAL_LAST_YEAR - REAL_FIRST_YEAR + 1
     generated = 0
-    for path in sorted(export.glob("crimes_*.csv*")):
+    for path, ks in copies.items():
         (out / path.name).symlink_to(path.resolve())
+        if not ks:
+            continue
         names = _header(path)
         table = pacsv.read_csv(
             path,
@@ -85,7 +115,7 @@ def generate(export: Path, out: Path, factor: int) -> int:
         dates = table["Date"]
         row_years = pc.cast(pc.utf8_slice_codeunits(dates, 6, 10), pa.int32())
         ids = pc.cast(table["ID"], pa.int64())
-        for k in range(1, factor):
+        for k in ks:
             shift = span * k
             new_years = pc.subtract(row_years, shift)
             # every year from 1901 to 2099 divisible by 4 is a leap year
@@ -128,9 +158,7 @@ def generated_spec(out: Path, first_year: int) -> Path:
     text, n = re.subn(r"(?m)^first_day = .*$", f"first_day = {first_year}-01-01", text)
     if n != 1:
         sys.exit("chicago.toml has no single 'first_day = ...' line to move")
-    text = text.replace(
-        'display_name = "Chicago"', 'display_name = "Chicago (generated 28-year history)"'
-    )
+    text = text.replace('display_name = "Chicago"', 'display_name = "Chicago (generated history)"')
     spec = out / "chicago_generated.toml"
     spec.write_text(text)
     return spec
@@ -184,23 +212,28 @@ def stored_counts(data_dir: Path) -> tuple[int, int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--factor", type=int, default=4)
+    parser.add_argument(
+        "--factor",
+        type=float,
+        default=4,
+        help="the history holds at least factor x 1.95 M rows (the export's 1,949,344, rounded)",
+    )
     parser.add_argument("--export-path", type=Path, default=DEFAULT_EXPORT)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the generated folder")
     args = parser.parse_args()
-    if not 1 <= args.factor <= 16:
-        sys.exit("--factor must be 1..16 (the copies' years stay within 1901-2099)")
+    if args.factor < 1:
+        sys.exit("--factor must be at least 1")
     if not args.export_path.exists():
         sys.exit(f"export folder {args.export_path} not found; pass --export-path")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="superdan-scale-bench-"))
-    span = REAL_LAST_YEAR - REAL_FIRST_YEAR + 1
-    first_year = REAL_FIRST_YEAR - span * (args.factor - 1)
-    start, end = f"{first_year}-01-01", f"{REAL_LAST_YEAR}-12-31"
+    min_rows = round(args.factor * 1_950_000)
     try:
         t0 = time.monotonic()
+        copies, first_year = plan(args.export_path, min_rows)
+        start, end = f"{first_year}-01-01", f"{REAL_LAST_YEAR}-12-31"
         export = work / "export"
-        generated_rows = generate(args.export_path, export, args.factor)
+        generated_rows = generate(args.export_path, export, copies)
         generate_seconds = time.monotonic() - t0
         rows_in = count_rows_in(export, start, end)
         _log(f"history {start}..{end}: {rows_in} rows ({generated_rows} generated)")
@@ -275,10 +308,11 @@ def main() -> None:
                     "benchmark": "scale",
                     "generated": True,
                     "how_generated": (
-                        f"the real {REAL_FIRST_YEAR}-{REAL_LAST_YEAR} export plus "
-                        f"{args.factor - 1} copies shifted {span}, {2 * span}, ... years "
-                        "earlier with new ids and case numbers"
+                        f"the real {REAL_FIRST_YEAR}-{REAL_LAST_YEAR} export, and each year "
+                        f"from {first_year} to {REAL_FIRST_YEAR - 1} a copy of the real year "
+                        "7, 14, 21 or 28 years later with new ids and case numbers"
                     ),
+                    "min_rows": min_rows,
                     "factor": args.factor,
                     "start": start,
                     "end": end,
