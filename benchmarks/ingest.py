@@ -54,10 +54,17 @@ def phases(instance, run_id: str, submitted: float) -> dict[str, float]:
     """Where the run's time went, from its own event log (wall-clock seconds): planning (run
     created with its planned events), fetch (parse), validate (suite and per-day decisions),
     write (Parquet files), record (materialization events), finish (checks, step and run end)."""
+    from dagster import DagsterEventType
+
+    names = {  # RUN_START's stored value is still "PIPELINE_START", and so on
+        DagsterEventType.RUN_START.value: "RUN_START",
+        DagsterEventType.RUN_SUCCESS.value: "RUN_SUCCESS",
+        DagsterEventType.RUN_FAILURE.value: "RUN_FAILURE",
+    }
     marks: dict[str, float] = {}
     for record in instance.all_logs(run_id):
         event = record.dagster_event
-        kind = event.event_type_value if event else None
+        kind = names.get(event.event_type_value, event.event_type_value) if event else None
         message = record.user_message or ""
         if kind in ("RUN_START", "STEP_START", "HANDLED_OUTPUT", "RUN_SUCCESS", "RUN_FAILURE"):
             marks.setdefault(kind, record.timestamp)
