@@ -54,8 +54,8 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
     """:class:`SqliteEventLogStorage` whose ``store_event_batch`` is one transaction per file."""
 
     def __init__(self, base_dir: str, inst_data: Any = None):
+        self._batch = threading.local()  # before Dagster's __init__, which may connect
         super().__init__(base_dir, inst_data)
-        self._batch = threading.local()
         os.environ.setdefault(BATCH_SIZE_ENV, str(DEFAULT_BATCH_SIZE))
 
     @classmethod
