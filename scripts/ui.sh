@@ -9,7 +9,8 @@ VENV="${SUPERDAN_VENV:-.venv}"
 export SUPERDAN_HOME="${SUPERDAN_HOME:-$PWD/.superdan}"
 export DAGSTER_HOME="${DAGSTER_HOME:-$SUPERDAN_HOME/dagster_home}"
 export DAGSTER_DISABLE_TELEMETRY=1 OMP_WAIT_POLICY=passive
-mkdir -p "$DAGSTER_HOME" && touch "$DAGSTER_HOME/dagster.yaml"
+# SQLite in DAGSTER_HOME with batched event writes, unless its dagster.yaml already has content.
+"$VENV/bin/python" -m superdan_assets.instance.home "$DAGSTER_HOME" >/dev/null
 if grep -q '^run_launcher:' "$DAGSTER_HOME/dagster.yaml" && [[ -n "${SUPERDAN_CODE_SERVER_PORT:-}" ]]; then
     exec "$VENV/bin/dagster-webserver" -w deploy/cluster/workspace.yaml \
         -h "${SUPERDAN_UI_HOST:-127.0.0.1}" -p "${SUPERDAN_UI_PORT:-3000}"

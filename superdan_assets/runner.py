@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from superdan_assets.instance.home import ensure_embedded_home
 from superdan_assets.settings import Settings, apply_runtime_defaults
 
 #: Days held out to evaluate the model, unless the window is short (then a quarter of it).
@@ -131,10 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     city = spec.name
     settings = Settings.from_env()
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.home / "dagster_home")))
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    # An empty dagster.yaml means "SQLite storage in DAGSTER_HOME" (the embedded default) and
-    # keeps Dagster from warning about a missing file on every command.
-    (dagster_home / "dagster.yaml").touch(exist_ok=True)
+    # SQLite storage in DAGSTER_HOME (the embedded default) with batched event writes; a
+    # dagster.yaml with content (the cluster's, a user's) is left as it is.
+    ensure_embedded_home(dagster_home)
     start, end = resolve_window(args, spec, settings)
     print(
         f"[pipeline] city={city} source={spec.source.kind} window={start}..{end} "

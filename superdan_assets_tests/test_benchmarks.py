@@ -23,6 +23,7 @@ SCRIPTS = {
     "load.py": "--export-path",
     "model_quality.py": "--data",
     "quality.py": "--export-path",
+    "scale.py": "--export-path",
     "select_model.py": "--data",
     "serving.py": "--export-path",
     "street_risk.py": "--data",

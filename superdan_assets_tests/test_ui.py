@@ -36,12 +36,14 @@ def _graphql(port: int) -> dict:
 
 @pytest.fixture
 def webserver(tmp_path):
+    from superdan_assets.instance.home import ensure_embedded_home
     from superdan_assets_tests.serving.conftest import free_port
 
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"),
            "SUPERDAN_HOME": str(tmp_path / "superdan"), "SUPERDAN_CITIES": "rochester"}
-    (tmp_path / "dagster_home").mkdir()
+    # the instance scripts/ui.sh and superdan pipeline give it (batched SQLite event writes)
+    ensure_embedded_home(tmp_path / "dagster_home")
     webserver_bin = os.path.join(os.path.dirname(sys.executable), "dagster-webserver")
     proc = subprocess.Popen(
         [webserver_bin, "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1",

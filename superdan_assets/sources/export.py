@@ -9,8 +9,12 @@ Why a cache: a daily partition asks for one day, and a 7-year CSV takes ~12 s to
 file is parsed once (pyarrow, multi-threaded) into canonical Parquet under ``cache_dir``, keyed
 by the file's path, size and modification time and the spec's content; later requests read only
 the files whose date range overlaps and only the matching rows (Parquet predicate push-down).
-Within one process the parsed frames are also kept in memory, so a single-run backfill parses
-each file exactly once.
+
+Memory: with a cache, a request holds one parsed file at a time plus the rows in its range, so a
+backfill of decades in runs of a year never holds more than a file and a year (the first run
+parses every file once, to learn its dates, and keeps none of them). Without a cache the parsed
+frames are kept in memory for the life of the source, so a single-run backfill still parses each
+file exactly once.
 """
 
 from __future__ import annotations
@@ -152,26 +156,35 @@ class CsvSource:
         )
 
     def _describe(self, path: Path, progress: Progress) -> _FileInfo:
+        return self._describe_and_parse(path, progress)[0]
+
+    def _describe_and_parse(
+        self, path: Path, progress: Progress
+    ) -> tuple[_FileInfo, pd.DataFrame | None]:
+        """The file's dates and rows, and its parsed frame when it had to be parsed now (the
+        caller may use it once; with a cache nothing keeps it)."""
         key = _file_key(path, self._spec_key)
         if self.cache_dir:
             data, meta = self._cache_paths(key, path)
             if data.exists() and meta.exists():
                 m = json.loads(meta.read_text())
-                return _FileInfo(
+                info = _FileInfo(
                     path,
                     key,
                     pd.Timestamp(m["min_date"]) if m["min_date"] else None,
                     pd.Timestamp(m["max_date"]) if m["max_date"] else None,
                     m["rows"],
                 )
+                return info, None
         frame = self._load(path, key, progress)
-        return _FileInfo(
+        info = _FileInfo(
             path,
             key,
             frame["date"].min() if len(frame) else None,
             frame["date"].max() if len(frame) else None,
             len(frame),
         )
+        return info, frame
 
     def _load(self, path: Path, key: str, progress: Progress) -> pd.DataFrame:
         with self._lock:
@@ -180,14 +193,13 @@ class CsvSource:
             if self.cache_dir:
                 data, _ = self._cache_paths(key, path)
                 if data.exists():
-                    frame = pd.read_parquet(data)
-                    self._memory[key] = frame
-                    return frame
+                    return pd.read_parquet(data)
             progress(f"parsing CSV file {path.name}")
             frame = read_export_file(path, self.spec)
-            self._memory[key] = frame
             if self.cache_dir:
                 self._write_cache(path, key, frame)
+            else:
+                self._memory[key] = frame
             return frame
 
     def _write_cache(self, path: Path, key: str, frame: pd.DataFrame) -> None:
@@ -216,13 +228,14 @@ class CsvSource:
         parts = []
         files = self._files()
         for i, path in enumerate(files, 1):
-            info = self._describe(path, progress)
+            info, parsed = self._describe_and_parse(path, progress)
             if info.min_date is None or info.max_date < start or info.min_date >= end:
                 continue
             key = info.key
-            if key in self._memory:
-                frame = self._memory[key]
+            frame = parsed if parsed is not None else self._memory.get(key)
+            if frame is not None:
                 part = frame[(frame["date"] >= start) & (frame["date"] < end)]
+                del frame, parsed
             elif self.cache_dir:
                 data, _ = self._cache_paths(key, path)
                 part = pd.read_parquet(
