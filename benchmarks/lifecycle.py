@@ -78,8 +78,9 @@ def train(rows: pd.DataFrame, start: pd.Timestamp, end_day: pd.Timestamp, thread
     window = rows[(rows["date"] >= start) & (rows["date"] < end_day + pd.Timedelta(days=1))]
     fit = window[window["date"] < holdout_start].reset_index(drop=True)
     holdout = window[window["date"] >= holdout_start].reset_index(drop=True)
-    result = train_and_evaluate(fit, holdout, params={"n_jobs": threads},
-                                include_seed_protocol=False)
+    result = train_and_evaluate(
+        fit, holdout, params={"n_jobs": threads}, include_seed_protocol=False
+    )
     return result, holdout
 
 
@@ -109,8 +110,9 @@ class World:
         day_of = self.later["date"].dt.strftime("%Y-%m-%d").to_numpy()
         self.days = sorted(set(day_of))
         self.index = {d: np.flatnonzero(day_of == d) for d in self.days}
-        self.quarter_of = (self.later["date"].dt.year.astype(str) + "Q"
-                           + self.later["date"].dt.quarter.astype(str)).to_numpy()
+        self.quarter_of = (
+            self.later["date"].dt.year.astype(str) + "Q" + self.later["date"].dt.quarter.astype(str)
+        ).to_numpy()
         self.y = self.later["label"].to_numpy(dtype="int64")
         self.static_scores = self.first.pipeline.predict_proba(self.later)[:, 1]
         self.candidates: dict[str, tuple] = {}
@@ -127,9 +129,17 @@ class World:
         return self.candidates[day]
 
     def by_quarter(self, scores):
-        return {q: round(float(metrics.evaluate(self.y[self.quarter_of == q],
-                                                scores[self.quarter_of == q], 0.5)["pr_auc"]), 4)
-                for q in sorted(set(self.quarter_of))}
+        return {
+            q: round(
+                float(
+                    metrics.evaluate(
+                        self.y[self.quarter_of == q], scores[self.quarter_of == q], 0.5
+                    )["pr_auc"]
+                ),
+                4,
+            )
+            for q in sorted(set(self.quarter_of))
+        }
 
 
 def simulate(world: World, policy: RetrainingPolicy) -> dict:
@@ -150,55 +160,99 @@ def simulate(world: World, policy: RetrainingPolicy) -> dict:
         if key not in world.records:
             rng = np.random.default_rng(int(day.replace("-", "")))
             perf = dataclasses.asdict(
-                drift.performance(world.y[rows], p, production.threshold, config, rng))
+                drift.performance(world.y[rows], p, production.threshold, config, rng)
+            )
             report = {"performance": perf, "reference_metrics": {"pr_auc": reference_pr_auc}}
             collapsed, _ = performance_collapsed(report, config.performance_tolerance)
-            world.records[key] = day_record({**report, "checks": {CHECK_NAME: {
-                "passed": not collapsed, "evaluated": bool(perf.get("evaluated"))}}})
+            world.records[key] = day_record(
+                {
+                    **report,
+                    "checks": {
+                        CHECK_NAME: {
+                            "passed": not collapsed,
+                            "evaluated": bool(perf.get("evaluated")),
+                        }
+                    },
+                }
+            )
         record = world.records[key]
         failed_days += bool(record.failed)
         history[day] = (production.version, record)
-        lookback = [(pd.Timestamp(day) - pd.Timedelta(days=i)).strftime("%Y-%m-%d")
-                    for i in range(policy.lookback_days - 1, -1, -1)]
-        judged = {d: history[d][1] for d in lookback
-                  if d in history and history[d][0] == production.version}
+        lookback = [
+            (pd.Timestamp(day) - pd.Timedelta(days=i)).strftime("%Y-%m-%d")
+            for i in range(policy.lookback_days - 1, -1, -1)
+        ]
+        judged = {
+            d: history[d][1]
+            for d in lookback
+            if d in history and history[d][0] == production.version
+        }
         age = (pd.Timestamp(day) - pd.Timestamp(data_end)).days
-        decision = judge(judged, day, production.version, policy, None, last_launch,
-                         age_days=age, reference_pr_auc=reference_pr_auc)
+        decision = judge(
+            judged,
+            day,
+            production.version,
+            policy,
+            None,
+            last_launch,
+            age_days=age,
+            reference_pr_auc=reference_pr_auc,
+        )
         if decision.action == "skip_cooldown" and last_launch[1] not in fired:
             fired[last_launch[1]] = True  # alerted once per cause, as the sensor does
-            events.append({"day": day, "decision": "skipped_cooldown",
-                           "triggers": list(decision.triggers)})
+            events.append(
+                {"day": day, "decision": "skipped_cooldown", "triggers": list(decision.triggers)}
+            )
         if decision.action != "launch":
             continue
         retrains += 1
         last_launch = (day, f"sim-{retrains}")
         candidate, holdout = world.candidate(day)
-        production_pr_auc = float(metrics.evaluate(
-            holdout["label"].to_numpy(), production.pipeline.predict_proba(holdout)[:, 1],
-            production.threshold)["pr_auc"])
+        production_pr_auc = float(
+            metrics.evaluate(
+                holdout["label"].to_numpy(),
+                production.pipeline.predict_proba(holdout)[:, 1],
+                production.threshold,
+            )["pr_auc"]
+        )
         model_pr_auc = float(candidate.metrics["model"]["pr_auc"])
         gates = [
-            beats_baselines_gate(model_pr_auc, {
-                name: m["pr_auc"] for name, m in candidate.metrics["baselines"].items()
-                if m.get("pr_auc") is not None}),
-            no_regression_gate(model_pr_auc, production_pr_auc, production.version,
-                               PRODUCTION_MARGIN),
+            beats_baselines_gate(
+                model_pr_auc,
+                {
+                    name: m["pr_auc"]
+                    for name, m in candidate.metrics["baselines"].items()
+                    if m.get("pr_auc") is not None
+                },
+            ),
+            no_regression_gate(
+                model_pr_auc, production_pr_auc, production.version, PRODUCTION_MARGIN
+            ),
         ]
         promoted = all(g.passed for g in gates)
-        events.append({"day": day, "decision": "promoted" if promoted else "refused",
-                       "triggers": list(decision.triggers),
-                       "candidate_pr_auc": round(model_pr_auc, 4),
-                       "production_pr_auc": round(production_pr_auc, 4)})
+        events.append(
+            {
+                "day": day,
+                "decision": "promoted" if promoted else "refused",
+                "triggers": list(decision.triggers),
+                "candidate_pr_auc": round(model_pr_auc, 4),
+                "production_pr_auc": round(production_pr_auc, 4),
+            }
+        )
         _log(f"{policy}: {day}: retrain {retrains}: {events[-1]}")
         if promoted:
             promotions += 1
             production, data_end = candidate, day
             reference_pr_auc = model_pr_auc
     with_loop = world.by_quarter(scores)
-    return {"policy": dataclasses.asdict(policy), "with_loop": with_loop,
-            "failed_days": failed_days, "retrains": retrains, "promotions": promotions,
-            "events": events}
+    return {
+        "policy": dataclasses.asdict(policy),
+        "with_loop": with_loop,
+        "failed_days": failed_days,
+        "retrains": retrains,
+        "promotions": promotions,
+        "events": events,
+    }
 
 
 def summary(result: dict, without: dict) -> dict:
@@ -223,15 +277,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decay-window", type=int, default=None)
     parser.add_argument("--decay-margin", type=float, default=None)
     parser.add_argument("--max-age", type=int, default=None)
-    parser.add_argument("--compare", nargs="*", default=[], metavar="FIELD=VALUE,...",
-                        help="other policies to simulate on the same days (overrides of the "
-                        "main policy), reported under 'alternatives'")
+    parser.add_argument(
+        "--compare",
+        nargs="*",
+        default=[],
+        metavar="FIELD=VALUE,...",
+        help="other policies to simulate on the same days (overrides of the "
+        "main policy), reported under 'alternatives'",
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     env = RetrainingPolicy.from_env()
-    overrides = {"k": args.k, "n": args.n, "cooldown_days": args.cooldown,
-                 "decay_window_days": args.decay_window, "decay_margin": args.decay_margin,
-                 "max_age_days": args.max_age}
+    overrides = {
+        "k": args.k,
+        "n": args.n,
+        "cooldown_days": args.cooldown,
+        "decay_window_days": args.decay_window,
+        "decay_margin": args.decay_margin,
+        "max_age_days": args.max_age,
+    }
     policy = dataclasses.replace(env, **{k: v for k, v in overrides.items() if v is not None})
     others = [dataclasses.replace(policy, **parse_overrides(text)) for text in args.compare]
     started = time.perf_counter()
@@ -241,8 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     del raw
     rows = rows[rows["date"] < end].reset_index(drop=True)
     world = World(rows, start, deploy, args.threads)
-    _log(f"first model {world.first.version}: held-out PR-AUC "
-         f"{world.first.metrics['model']['pr_auc']:.4f}")
+    _log(
+        f"first model {world.first.version}: held-out PR-AUC "
+        f"{world.first.metrics['model']['pr_auc']:.4f}"
+    )
     without = world.by_quarter(world.static_scores)
     loop_started = time.perf_counter()
     main_result = simulate(world, policy)
@@ -252,35 +318,53 @@ def main(argv: list[str] | None = None) -> int:
     alternatives = []
     for other in others:
         result = simulate(world, other)
-        alternatives.append({"policy": result["policy"], **summary(result, without),
-                             "retrains": result["retrains"], "promotions": result["promotions"],
-                             "with_loop": result["with_loop"]})
+        alternatives.append(
+            {
+                "policy": result["policy"],
+                **summary(result, without),
+                "retrains": result["retrains"],
+                "promotions": result["promotions"],
+                "with_loop": result["with_loop"],
+            }
+        )
     with_loop = main_result["with_loop"]
     day_seconds = main_seconds - main_retrain_seconds
-    print(json.dumps({
-        "benchmark": "lifecycle",
-        "horizon": [args.deploy, str((end - pd.Timedelta(days=1)).date())],
-        "shortened": end < pd.Timestamp("2019-01-01"),
-        "first_model_window": [args.train_start, world.first_end],
-        "first_model_held_out_pr_auc": round(float(world.first.metrics["model"]["pr_auc"]), 4),
-        "policy": main_result["policy"],
-        "realised_pr_auc_by_quarter": {"with_loop": with_loop, "without_loop": without},
-        "mean_pr_auc": {"with_loop": round(float(np.mean(list(with_loop.values()))), 4),
-                        "without_loop": round(float(np.mean(list(without.values()))), 4)},
-        **{k: v for k, v in summary(main_result, without).items()
-           if k != "mean_pr_auc_with_loop"},
-        "failed_days": main_result["failed_days"],
-        "retrains": main_result["retrains"],
-        "promotions": main_result["promotions"],
-        "events": main_result["events"][:60],
-        "simulated_days": len(world.days),
-        "seconds_per_simulated_day": round(day_seconds / max(len(world.days), 1), 4),
-        "seconds_per_retrain": (round(main_retrain_seconds / main_trained, 1)
-                                if main_trained else None),
-        "first_model_seconds": round(world.first_seconds, 1),
-        "alternatives": alternatives,
-        "total_seconds": round(time.perf_counter() - started, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "lifecycle",
+                "horizon": [args.deploy, str((end - pd.Timedelta(days=1)).date())],
+                "shortened": end < pd.Timestamp("2019-01-01"),
+                "first_model_window": [args.train_start, world.first_end],
+                "first_model_held_out_pr_auc": round(
+                    float(world.first.metrics["model"]["pr_auc"]), 4
+                ),
+                "policy": main_result["policy"],
+                "realised_pr_auc_by_quarter": {"with_loop": with_loop, "without_loop": without},
+                "mean_pr_auc": {
+                    "with_loop": round(float(np.mean(list(with_loop.values()))), 4),
+                    "without_loop": round(float(np.mean(list(without.values()))), 4),
+                },
+                **{
+                    k: v
+                    for k, v in summary(main_result, without).items()
+                    if k != "mean_pr_auc_with_loop"
+                },
+                "failed_days": main_result["failed_days"],
+                "retrains": main_result["retrains"],
+                "promotions": main_result["promotions"],
+                "events": main_result["events"][:60],
+                "simulated_days": len(world.days),
+                "seconds_per_simulated_day": round(day_seconds / max(len(world.days), 1), 4),
+                "seconds_per_retrain": (
+                    round(main_retrain_seconds / main_trained, 1) if main_trained else None
+                ),
+                "first_model_seconds": round(world.first_seconds, 1),
+                "alternatives": alternatives,
+                "total_seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+    )
     return 0
 
 
