@@ -1,16 +1,16 @@
 """A deployment that lives day by day, with the retraining loop and without it.
 
-Shortened horizon by default (run here): the model is trained on 2012-01-01..2014-12-31 as the
-``crime_model`` asset trains it (last 90 days held out for the gates and the drift reference,
-threshold from the days before the holdout), then lives through 2015-01-01..2017-12-31 (the
-issue's full horizon, through 2018, is ``--end 2019-01-01``; 2018 is the model-quality test
-year, so it is not read by default). Every day:
+The model is trained on 2012-01-01..2014-12-31 as the ``crime_model`` asset trains it (last 90
+days held out for the gates and the drift reference, threshold from the days before the
+holdout), then lives through 2015-01-01..2018-12-31 (the issue's horizon; ``--end`` shortens
+it). Every day:
 
 1. the production model scores the day; the drift report's rule (``ml.drift.performance``
    bootstrap interval and ``assets.monitoring.performance_collapsed``) says whether its
-   ``no_performance_collapse`` check failed;
-2. the retraining sensor's own rule (``retraining.judge``, K of the last N days of the
-   production model, one in flight, cooldown) decides;
+   ``no_performance_collapse`` check failed, and the day's realised PR-AUC and burglaries are
+   kept as the stored report keeps them (``retraining.day_record``);
+2. the retraining sensor's own rule (``retraining.judge``: the collapse, slow-decay and age
+   triggers, one in flight, cooldown) decides on the production model's own days;
 3. on ``launch``, the model is retrained on the window ending that day (``train_and_evaluate``
    on 2012-01-01..day with a 90-day holdout; the random-forest baseline is skipped for speed,
    so ``beats_baselines`` compares with the class prior only) and promoted only when
@@ -18,12 +18,18 @@ year, so it is not read by default). Every day:
    held-out days, margin 0.01) pass; retraining is instantaneous in simulated time.
 
 "Without the loop" is the first model scoring every day. Realised PR-AUC is pooled per quarter
-over the rows each world's production model scored.
+over the rows each world's production model scored. ``--compare`` simulates other policies on
+the same days (a candidate trained on the same window is the same model, so it is trained once)
+and reports them under ``alternatives``: how the defaults were compared on a validation span
+(``--deploy 2014-01-01 --end 2015-01-01``, before the reported horizon).
 
 Usage::
 
     nice -n 10 python benchmarks/lifecycle.py [--end 2018-01-01] [--k 3 --n 7 --cooldown 28]
+        [--decay-window 28 --decay-margin 0.05] [--max-age 182]
+        [--compare decay_window_days=0,max_age_days=91 ...]
 
+Policy options default to the ``SUPERDAN_RETRAIN_*`` settings (their defaults when unset).
 Last line of stdout: one JSON object.
 """
 
@@ -257,6 +263,7 @@ def simulate(world: World, policy: RetrainingPolicy) -> dict:
             production, data_end = candidate, day
             reference_pr_auc = model_pr_auc
     with_loop = world.by_quarter(scores)
+    _log(f"{policy}: retrains {retrains}, promotions {promotions}, with the loop {with_loop}")
     return {
         "policy": dataclasses.asdict(policy),
         "with_loop": with_loop,
