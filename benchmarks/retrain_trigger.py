@@ -25,6 +25,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -57,7 +58,7 @@ def daily_flags(rows, scores, reference_pr_auc, config, seed=0) -> pd.DataFrame:
     out = []
     for day in sorted(set(days)):
         mask = days == day
-        perf = drift.performance(y[mask], scores[mask], 0.5, config, rng)
+        perf = dataclasses.asdict(drift.performance(y[mask], scores[mask], 0.5, config, rng))
         report = {"performance": perf, "reference_metrics": {"pr_auc": reference_pr_auc}}
         collapsed, _ = performance_collapsed(report, config.performance_tolerance)
         value = (perf.get("metrics") or {}).get("pr_auc", {}).get("value")

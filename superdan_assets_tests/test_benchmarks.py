@@ -20,6 +20,7 @@ from superdan_assets_tests.conftest import REPO_ROOT
 SCRIPTS = {
     "drift.py": "--export-path",
     "ingest.py": "--export-path",
+    "lifecycle.py": "--data",
     "load.py": "--export-path",
     "model_quality.py": "--data",
     "quality.py": "--export-path",
