@@ -52,6 +52,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-train", action="store_true", help="only ingest")
     parser.add_argument("--skip-deploy", action="store_true", help="train but do not deploy")
     parser.add_argument(
+        "--skip-street-risk",
+        action="store_true",
+        help="do not forecast the day after the window (street_risk); /risk then answers 503 "
+        "until the asset runs",
+    )
+    parser.add_argument(
         "--json", action="store_true",
         help="print, last, one JSON line with the summary (window, city, model version, "
         "pr_auc, baselines, endpoint url, drift verdict)",
@@ -156,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         _finish(summary, args.json)
         return 1
 
+    if not args.skip_street_risk:
+        # Before the endpoint is deployed, so it is deployed with the forecast (/risk).
+        summary["street_risk"] = _street_risk(defs, city, instance, end)
+
     if not args.skip_train:
         model_config: dict[str, object] = {
             "train_end": end.isoformat(), "holdout_days": holdout_days(args, start, end),
@@ -195,10 +205,56 @@ def main(argv: list[str] | None = None) -> int:
         _finish(summary, False)
         if endpoint.get("example"):
             print(f"\nThe endpoint is live at {endpoint['url']}. Try:\n  {endpoint['example']}\n")
+        risk = summary.get("street_risk") or {}
+        if risk.get("success"):
+            print(f"Street risk for {risk['day']}: the map is {risk.get('interactive_map')}")
+            if endpoint.get("url"):
+                print(f"  curl -s '{endpoint['url']}/risk?date={risk['day']}&type=burglary&top=5'\n")
         print("Open the Dagster UI with: bash scripts/ui.sh   (then http://127.0.0.1:3000)")
     else:
         _finish(summary, True)
     return 0 if drift.success else 1
+
+
+def _street_risk(defs, city: str, instance, end: date) -> dict[str, object]:
+    """Forecast the day after the window; a failure is reported, not fatal.
+
+    Why not fatal: the forecast needs a long history (its model must beat the hot-spot
+    baselines on the 28 days before the day), so a short first window may not give one, and
+    the classifier, its endpoint and the drift report do not depend on it.
+    """
+    from superdan_assets.automation import job_name
+
+    day = (end + timedelta(days=1)).isoformat()
+    try:
+        result = _run(defs, job_name(city, "street_risk_job"), instance, partition_key=day)
+    except Exception as exc:  # e.g. the day is not one of the city's forecast partitions
+        print(f"[pipeline] no street-risk forecast for {day}: {exc}", file=sys.stderr)
+        return {"day": day, "success": False, "reason": str(exc)}
+    if not result.success:
+        reason = "see the run in the Dagster UI"
+        failures = result.get_step_failure_events()
+        error = failures[0].step_failure_data.error if failures else None
+        while error is not None and error.cause is not None:
+            error = error.cause  # the asset's own exception, not Dagster's wrapper
+        if error is not None and error.message.strip():
+            reason = error.message.strip().splitlines()[-1]
+        print(
+            f"[pipeline] no street-risk forecast for {day}: {reason}\n"
+            "[pipeline] the classifier pipeline goes on; /risk answers 503 until street_risk "
+            "runs (its morning sensor after the daily job, or materialize it in the UI)",
+            file=sys.stderr,
+        )
+        return {"day": day, "success": False, "run": result.run_id, "reason": reason}
+    risk = _latest_metadata(instance, city, "street_risk")
+    return {
+        "day": day,
+        "success": True,
+        "run": result.run_id,
+        "model_version": risk.get("model_version"),
+        "interactive_map": risk.get("interactive_map"),
+        "forecast_uri": risk.get("forecast_uri"),
+    }
 
 
 def _gate_results(result) -> dict[str, object]:

@@ -177,3 +177,23 @@ def test_a_model_failing_its_gates_is_never_promoted_or_served(pipeline_home):
         (pipeline_home["home"] / "superdan" / "data" / "chicago" / "models" / "production.json").read_text()
     )
     assert production["version"] == served_version
+
+
+def test_main_job_forecasts_the_day_after_its_window(pipeline_home):
+    """The street-risk step runs before the deployment; on a short window its model may fail
+    its gate, which the job reports without failing (the classifier does not depend on it)."""
+    proc = pipeline_home["proc"]
+    assert "running chicago__street_risk_job" in proc.stdout
+    url = f"http://127.0.0.1:{pipeline_home['port']}"
+    if "Street risk for 2018-02-01" in proc.stdout:
+        with urllib.request.urlopen(f"{url}/risk?date=2018-02-01&top=3", timeout=10) as answer:
+            top = json.loads(answer.read())
+        assert answer.status == 200 and len(top["top"]) == 3 and top["date"] == "2018-02-01"
+    else:
+        (said,) = [ln for ln in proc.stderr.splitlines() if "no street-risk forecast for" in ln]
+        # The asset's own reason, not Dagster's wrapper of it.
+        assert said.startswith("[pipeline] no street-risk forecast for 2018-02-01: ")
+        assert "DagsterExecutionStepExecutionError" not in said, said
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"{url}/risk?date=2018-02-01", timeout=10)
+        assert caught.value.code == 503
