@@ -469,13 +469,13 @@ class IncidentFeatures(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y=None):
         """Learn vocabularies, the coordinate frame and the history tables from training rows."""
         labels = self._labels(X, y)
-        self._fit(self._learn_vocabulary(prepare_incidents(X), labels), labels)
+        self._fit(self._learn_feed_mappings(prepare_incidents(X), labels), labels)
         return self
 
     def fit_transform(self, X: pd.DataFrame, y=None, **fit_params) -> pd.DataFrame:
         """Fit, and return training features whose history uses strictly earlier rows only."""
         labels = self._labels(X, y)
-        prepared = self._learn_vocabulary(prepare_incidents(X), labels)
+        prepared = self._learn_feed_mappings(prepare_incidents(X), labels)
         self._fit(prepared, labels)
         dropped = self._dropout_mask(len(labels))
         history = self._expanding_history(prepared, labels, dropped)
@@ -506,9 +506,10 @@ class IncidentFeatures(TransformerMixin, BaseEstimator):
             raise ValueError("y must be 0 (theft) or 1 (burglary) with no missing values")
         return labels
 
-    def _learn_vocabulary(self, prepared: Prepared, labels: np.ndarray) -> Prepared:
-        """Learn the location vocabulary and count every training row under its mapped wording;
-        learn where each police area lies (training rows keep their own areas)."""
+    def _learn_feed_mappings(self, prepared: Prepared, labels: np.ndarray) -> Prepared:
+        """Learn what serving needs when the feed drifts: the location vocabulary (every
+        training row is counted under its mapped wording) and where each police area lies
+        (training rows keep their own areas)."""
         self.area_centres_ = (
             {
                 column: AreaCentres.learn(
