@@ -10,6 +10,8 @@ Usage::
     nice -n 10 python benchmarks/select_model.py [--data ../shared/data/chicago] \
         [--cutoff 2018-01-01] [--out superdan_assets/ml/selections/chicago.json] [--threads 2]
     python benchmarks/select_model.py --city path/to/city.toml --cutoff 2024-01-01 --out sel.json
+    # a second round, from an earlier record's winner, over FOLLOW_UP_STAGES:
+    python benchmarks/select_model.py --continue-from superdan_assets/ml/selections/chicago-round1.json
 
 Prints progress on stderr and, last on stdout, one JSON object (the folds and the winner).
 """
@@ -32,7 +34,11 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from superdan_assets.ml.labels import build_feature_rows  # noqa: E402
 from superdan_assets.ml.selected import DEFAULT_SELECTION  # noqa: E402
-from superdan_assets.ml.selection import load_rows_before, run_selection  # noqa: E402
+from superdan_assets.ml.selection import (  # noqa: E402
+    FOLLOW_UP_STAGES,
+    load_rows_before,
+    run_selection,
+)
 
 DEFAULT_DATA = (
     Path(os.environ.get("SUPERDAN_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data") / "chicago"
@@ -57,13 +63,48 @@ def source_for(data: Path | None, city: str | None, cache_dir: Path):
     return build_source(spec, cache_dir=cache_dir), spec.name
 
 
-def select(source, city: str, start: str, cutoff: str, out: Path, threads: int | None) -> dict:
+def follow_up(previous: Path, cutoff: str) -> dict:
+    """The second round's start: ``previous``'s winner with the drift defences the model ships.
+
+    Refused when ``previous`` read past ``cutoff``: a round cannot start from choices made on
+    the period it must not read.
+    """
+    from superdan_assets.ml.model import DRIFT_DEFENCES
+    from superdan_assets.ml.selected import check_selection_before, load_selection
+
+    record = load_selection(previous)
+    check_selection_before(record, cutoff)
+    winner = record["winner"]
+    return {
+        "start_params": {**winner["params"], **DRIFT_DEFENCES},
+        "stages": FOLLOW_UP_STAGES,
+        "continued_from": {
+            "record": str(previous),
+            "winner": winner["name"],
+            "mean_pr_auc": winner["mean_pr_auc"],
+            "added": DRIFT_DEFENCES,
+        },
+    }
+
+
+def select(
+    source,
+    city: str,
+    start: str,
+    cutoff: str,
+    out: Path,
+    threads: int | None,
+    continue_from: Path | None = None,
+) -> dict:
     """Load the rows before ``cutoff`` (guarded), run the selection, write ``out``."""
+    round_two = follow_up(continue_from, cutoff) if continue_from else {}
     rows = build_feature_rows(
         load_rows_before(lambda a, b: source.fetch(a, b, _log), start, cutoff)
     )
     _log(f"{len(rows)} labelled rows {rows['date'].min()} .. {rows['date'].max()}")
-    return run_selection(rows, cutoff, record_path=out, progress=_log, n_jobs=threads, city=city)
+    return run_selection(
+        rows, cutoff, record_path=out, progress=_log, n_jobs=threads, city=city, **round_two
+    )
 
 
 def brief(record: dict) -> dict:
@@ -96,12 +137,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_SELECTION)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--continue-from",
+        type=Path,
+        default=None,
+        help="an earlier selection record: start from its winner and search FOLLOW_UP_STAGES",
+    )
     args = parser.parse_args(argv)
     if args.city is None and not (args.data or DEFAULT_DATA).exists():
         print(f"no bulk export at {args.data or DEFAULT_DATA}; pass --data", file=sys.stderr)
         return 2
     source, city = source_for(args.data, args.city, args.cache_dir)
-    record = select(source, city, args.start, args.cutoff, args.out, args.threads)
+    record = select(
+        source, city, args.start, args.cutoff, args.out, args.threads, args.continue_from
+    )
     print(json.dumps(brief(record)))
     return 0
 

@@ -46,6 +46,7 @@ from superdan_assets.assets.city import City
 from superdan_assets.cities.spec import CitySpec
 from superdan_assets.resources.storage import StorageResource
 from superdan_assets.resources.tracking import ExperimentTracker
+from superdan_assets.serving.risk import LIVE_POINTER, MODEL_VERSION_METADATA
 from superdan_assets.storage.blobstore import BlobNotFound, BlobStore, make_blob_store
 from superdan_assets.storage.partitions import frame_to_parquet_bytes, parquet_bytes_to_frame
 from superdan_assets.storage.registry import ModelRegistry
@@ -126,6 +127,10 @@ def endpoint_bundle(
 
     ``street_risk/`` holds the deployed street-risk artifact (fetched verified) and its last
     ``days`` forecasts, the layout ``serving/risk.py`` reads from ``<model dir>/street_risk``.
+    With local storage it also holds ``live.json``, the path of the storage's forecast folder:
+    a local endpoint then serves each morning's forecast as soon as the ``street_risk`` asset
+    wrote it, not only those bundled at its deployment (which may be months old when the
+    classifier is not retrained). On S3 the bundle is what the endpoint has.
     Without a deployed street-risk model the bundle is the classifier alone (``/risk`` then
     answers 503 saying so). The classifier's own files are copied unchanged, so its manifest
     and sha256 still verify.
@@ -147,6 +152,9 @@ def endpoint_bundle(
     (risk_dir / FORECASTS).mkdir()
     for key in keys[-days:]:
         (risk_dir / FORECASTS / key.split("/")[-1]).write_bytes(blobs.read_bytes(key))
+    if storage.storage == "local":
+        live = (Path(storage.base_dir) / city / PREFIX / FORECASTS).resolve()
+        (risk_dir / LIVE_POINTER).write_text(json.dumps({"forecasts": str(live)}) + "\n")
     return target
 
 
@@ -182,7 +190,10 @@ def produce_street_risk(
     model, manifest = load_street_risk(model_dir)
     model.set_threads(1)
     forecast = forecast_day(model, history, day)
-    blobs.write_bytes(f"{FORECASTS}/{day}.parquet", frame_to_parquet_bytes(forecast))
+    blobs.write_bytes(
+        f"{FORECASTS}/{day}.parquet",
+        frame_to_parquet_bytes(forecast, {MODEL_VERSION_METADATA: manifest["version"]}),
+    )
     title = f"street risk {day} (model {manifest['version']})"
     blobs.write_bytes(f"{FORECASTS}/{day}.html", maps.risk_map_html(forecast, title=title).encode())
     png = maps.risk_map_png(forecast, title=title)

@@ -135,6 +135,46 @@ STAGES: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = [
     ),
 ]
 
+#: The second round (``select_model.py --continue-from``): it starts from the first round's
+#: winner with the drift defences the model ships with (``location_dropout`` etc., chosen on
+#: 2017 by ``benchmarks/vocabulary.py``) and searches what the first round left alone. Why these:
+#: ``history_lag_days`` shows training rows a place's past as stale as the deployed model's
+#: (about half a year on average over a year of serving); ``smoothing`` is how much a place's
+#: own share is trusted; the first round's near-misses (location-only categories, 31 leaves,
+#: each under ``min_gain`` alone) are retried on the new incumbent; column subsampling and L2
+#: regularisation damp trees that fit one year's places; a slower learning rate with more trees
+#: (1.7 fits' time) was the option the first round had no time for, and it goes last, because
+#: it refines whatever structure the earlier stages chose.
+FOLLOW_UP_STAGES: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = [
+    (
+        "place_history",
+        [
+            ("history_lag_days=182", {"history_lag_days": 182.0}),
+            ("smoothing=20", {"smoothing": 20.0}),
+            ("smoothing=100", {"smoothing": 100.0}),
+        ],
+    ),
+    (
+        "categorical_columns",
+        [("categorical=location_only", {"categorical_columns": ["location_description"]})],
+    ),
+    (
+        "regularisation",
+        [
+            ("num_leaves=31", {"num_leaves": 31}),
+            ("colsample_bytree=0.3", {"colsample_bytree": 0.3}),
+            ("reg_lambda=10", {"reg_lambda": 10.0}),
+        ],
+    ),
+    (
+        "learning_rate",
+        [
+            ("learning_rate=0.03,n_estimators=1000", {"learning_rate": 0.03, "n_estimators": 1000}),
+            ("n_estimators=900", {"n_estimators": 900}),
+        ],
+    ),
+]
+
 #: Mean validation PR-AUC an option must gain over the incumbent to replace it.
 DEFAULT_MIN_GAIN = 0.001
 #: How many candidates (best first) may be checked against the recall constraint.
@@ -372,6 +412,7 @@ def run_selection(
     threshold_days: int = DEFAULT_THRESHOLD_DAYS,
     recall_margin: float = DEFAULT_RECALL_MARGIN,
     city: str | None = None,
+    continued_from: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Select the model's settings on ``rows`` (labelled ``crime_features`` rows, all before
     ``cutoff``) by the protocol of the module docstring; return (and write) the record.
@@ -379,7 +420,8 @@ def run_selection(
     ``folds``: default :func:`yearly_folds` (three years before ``cutoff``); ``stages``:
     default :data:`STAGES`; ``start_params``: default :data:`STARTING_POINT`. An existing
     record at ``record_path`` with the same cutoff and folds is resumed: candidates it holds
-    are not refitted.
+    are not refitted. ``continued_from``: a summary of the earlier round this one starts from
+    (its record and winner), kept in the record so the chain of choices can be followed.
     """
     say = progress or (lambda _message: None)
     guard_before(rows, cutoff, "selection data")
@@ -427,6 +469,7 @@ def run_selection(
         ),
         "min_gain": min_gain,
         "threads": n_jobs,
+        "continued_from": continued_from,
         "starting_point": start,
         "not_searched": sorted(
             k

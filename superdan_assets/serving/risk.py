@@ -7,8 +7,13 @@ Where the forecasts come from: a street-risk directory, ``$SUPERDAN_RISK_DIR`` o
     forecasts/<YYYY-MM-DD>.parquet   the ``street_risk`` asset's daily forecast frames
 
 or the ``street_risk`` folder of local storage itself (``models/production.json`` names the
-deployed version, whose artifact is ``models/<version>/``), so a local endpoint serves each new
-day's forecast as soon as the asset wrote it. Dates are listed on every request.
+deployed version, whose artifact is ``models/<version>/``). A bundle made from local storage
+also holds ``live.json``, ``{"forecasts": "<the storage's forecast folder>"}``: forecasts are
+then read from there, so a local endpoint serves each new day's forecast as soon as the asset
+wrote it (if that folder is gone, the bundled copies are served and a warning logged). Dates
+are listed on every request. Each answer names the street-risk model that made the day's
+forecast (kept in the Parquet file's metadata), which after a retraining may be newer than
+the artifact verified at start.
 
 The artifact's sha256 is verified when the server starts and a mismatch or a non-street-risk
 manifest is refused (``/risk`` then answers 503 saying why; the classifier keeps serving). The
@@ -50,6 +55,10 @@ logger = logging.getLogger(__name__)
 RISK_DIR_ENV = "SUPERDAN_RISK_DIR"
 RISK_SUBDIR = "street_risk"
 FORECASTS = "forecasts"
+#: In a bundle: where the live forecasts are (written by ``assets/street_risk.endpoint_bundle``).
+LIVE_POINTER = "live.json"
+#: Parquet schema metadata key of a forecast file: the street-risk model version that made it.
+MODEL_VERSION_METADATA = "superdan.street_risk_model_version"
 CRIME_TYPES = ("burglary", "theft")
 MAX_TOP = 1000
 MAX_POINTS = 10_000
@@ -65,6 +74,7 @@ class _Day:
     frame: pd.DataFrame
     by_type: dict[str, pd.DataFrame]
     units: Any  # superdan_assets.ml.street_risk.units.Units of the day's places
+    model_version: str
 
 
 class RiskService:
@@ -81,13 +91,14 @@ class RiskService:
                 "artifact, not a 'street_risk' one"
             )
         self.version = str(self.manifest["version"])
+        self.forecasts = _forecast_folder(self.directory)
         self._cache: OrderedDict[str, _Day] = OrderedDict()
         self._cache_days = cache_days
         self._lock = threading.Lock()
 
     # -- forecasts --------------------------------------------------------------------
     def dates(self) -> list[str]:
-        folder = self.directory / FORECASTS
+        folder = self.forecasts
         if not folder.is_dir():
             return []
         return sorted(p.stem for p in folder.glob("*.parquet") if _DATE.match(p.stem))
@@ -116,9 +127,13 @@ class RiskService:
         return date, day
 
     def _load(self, date: str) -> _Day:
+        import pyarrow.parquet as pq
+
         from superdan_assets.ml.street_risk.units import Units, reference_latitude
 
-        frame = pd.read_parquet(self.directory / FORECASTS / f"{date}.parquet")
+        table = pq.read_table(self.forecasts / f"{date}.parquet")
+        made_by = (table.schema.metadata or {}).get(MODEL_VERSION_METADATA.encode())
+        frame = table.to_pandas()
         by_type = {
             t: frame[frame["crime_type"] == t].set_index("unit", drop=False).sort_values("rank")
             for t in CRIME_TYPES
@@ -131,7 +146,7 @@ class RiskService:
             longitude=places["longitude"].to_numpy(dtype=float),
             ref_lat=reference_latitude(places["latitude"]),
         )
-        return _Day(frame, by_type, units)
+        return _Day(frame, by_type, units, made_by.decode() if made_by else self.version)
 
     # -- calls ------------------------------------------------------------------------
     def top(self, query_string: bytes) -> dict[str, Any]:
@@ -143,7 +158,7 @@ class RiskService:
         return {
             "date": date,
             "type": crime_type,
-            "model_version": self.version,
+            "model_version": day.model_version,
             "places": int(len(day.by_type[crime_type])),
             "top": [_place(row) for row in rows.itertuples(index=False)],
         }
@@ -186,7 +201,25 @@ class RiskService:
                     "flagged_1pct": bool(row["flagged_1pct"]),
                 }
             results.append(entry)
-        return {"date": date, "model_version": self.version, "risks": results}
+        return {"date": date, "model_version": day.model_version, "risks": results}
+
+
+def _forecast_folder(directory: Path) -> Path:
+    """The live forecast folder a bundle's ``live.json`` names, else the bundled one."""
+    bundled = directory / FORECASTS
+    pointer = directory / LIVE_POINTER
+    if not pointer.is_file():
+        return bundled
+    try:
+        live = Path(json.loads(pointer.read_text())["forecasts"])
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        logger.warning("ignoring %s (%s): serving the bundled forecasts", pointer, exc)
+        return bundled
+    if not live.is_dir():
+        logger.warning("live forecasts %s are gone: serving the bundled forecasts", live)
+        return bundled
+    logger.info("serving the live street-risk forecasts in %s", live)
+    return live
 
 
 def _artifact_dir(directory: Path) -> Path:

@@ -45,9 +45,15 @@ class DayBatch:
     quarantined: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
-def frame_to_parquet_bytes(frame: pd.DataFrame) -> bytes:
+def frame_to_parquet_bytes(frame: pd.DataFrame, metadata: dict[str, str] | None = None) -> bytes:
+    """``frame`` as zstd Parquet; ``metadata`` goes into the file's schema key-value metadata
+    (beside pandas' own), for facts about the whole frame such as the model that made it."""
     buffer = io.BytesIO()
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    if metadata:
+        merged = dict(table.schema.metadata or {})
+        merged.update({k.encode(): v.encode() for k, v in metadata.items()})
+        table = table.replace_schema_metadata(merged)
     pq.write_table(table, buffer, compression="zstd")
     return buffer.getvalue()
 

@@ -20,7 +20,8 @@ from superdan_assets.cities import resolve_spec
 from superdan_assets.ml.labels import FEATURE_ROW_DTYPES
 from superdan_assets.resources.storage import StorageResource
 from superdan_assets.resources.tracking import ExperimentTracker
-from superdan_assets.storage.partitions import parquet_bytes_to_frame
+from superdan_assets.serving.risk import MODEL_VERSION_METADATA
+from superdan_assets.storage.partitions import frame_to_parquet_bytes, parquet_bytes_to_frame
 from superdan_assets_tests.ml.street_risk_data import generate_rows
 
 CITY = City(resolve_spec("chicago"))
@@ -143,10 +144,38 @@ def test_endpoint_bundle_carries_the_deployed_street_risk_model_and_forecasts(st
     classifier = write_fixture_model(tmp_path / "classifier")
     bundle = endpoint_bundle(storage, "chicago", classifier, tmp_path / "bundle", days=1)
     assert verify_artifact(bundle)["version"] == VERSION
+    production = street_risk_registry(storage, "chicago").production_version()
+    bundled = sorted(p.stem for p in (bundle / "street_risk" / "forecasts").glob("*.parquet"))
+    assert bundled == ["2016-10-11"]  # the last stored forecast only
+
+    # Local storage: the bundle points at the storage's forecasts, so a day forecast after the
+    # deployment is served without redeploying, named for the model that made it.
+    live = Path(storage.base_dir) / "chicago" / "street_risk" / "forecasts"
     service = RiskService(bundle / "street_risk")
-    assert service.version == street_risk_registry(storage, "chicago").production_version()
-    assert service.dates() == ["2016-10-11"]  # the last stored forecast only
-    assert service.top(b"type=burglary&top=2")["top"][0]["rank"] == 1
+    assert service.version == production
+    assert service.forecasts == live.resolve()
+    stored = sorted(p.stem for p in live.glob("*.parquet"))
+    assert len(stored) > 1 and service.dates() == stored
+    top = service.top(b"type=burglary&top=2")
+    assert top["top"][0]["rank"] == 1 and top["model_version"] == production
+    # As a retrained street-risk model would write it the next morning.
+    frame = pd.read_parquet(live / "2016-10-11.parquet")
+    (live / "2016-10-12.parquet").write_bytes(
+        frame_to_parquet_bytes(frame, {MODEL_VERSION_METADATA: "sr-20161012-retrained"})
+    )
+    try:
+        assert service.dates()[-1] == "2016-10-12"
+        answer = service.top(b"date=2016-10-12&top=1")
+        assert answer["date"] == "2016-10-12"
+        assert answer["model_version"] == "sr-20161012-retrained"
+    finally:
+        (live / "2016-10-12.parquet").unlink()
+
+    # The storage folder gone (moved, or a copied bundle): the bundled forecasts are served.
+    (bundle / "street_risk" / "live.json").write_text('{"forecasts": "/nonexistent/forecasts"}')
+    assert RiskService(bundle / "street_risk").dates() == ["2016-10-11"]
+    (bundle / "street_risk" / "live.json").write_text("not json")
+    assert RiskService(bundle / "street_risk").dates() == ["2016-10-11"]
 
 
 def test_todays_forecast_partition_exists_before_the_day_is_over():
