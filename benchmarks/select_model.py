@@ -33,12 +33,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from superdan_assets.ml.labels import build_feature_rows  # noqa: E402
-from superdan_assets.ml.selected import DEFAULT_SELECTION  # noqa: E402
-from superdan_assets.ml.selection import (  # noqa: E402
-    FOLLOW_UP_STAGES,
-    load_rows_before,
-    run_selection,
-)
+from superdan_assets.ml.selected import DEFAULT_SELECTION, load_selection  # noqa: E402
+from superdan_assets.ml.selection import follow_up, load_rows_before, run_selection  # noqa: E402
 
 DEFAULT_DATA = (
     Path(os.environ.get("SUPERDAN_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data") / "chicago"
@@ -63,30 +59,6 @@ def source_for(data: Path | None, city: str | None, cache_dir: Path):
     return build_source(spec, cache_dir=cache_dir), spec.name
 
 
-def follow_up(previous: Path, cutoff: str) -> dict:
-    """The second round's start: ``previous``'s winner with the drift defences the model ships.
-
-    Refused when ``previous`` read past ``cutoff``: a round cannot start from choices made on
-    the period it must not read.
-    """
-    from superdan_assets.ml.model import DRIFT_DEFENCES
-    from superdan_assets.ml.selected import check_selection_before, load_selection
-
-    record = load_selection(previous)
-    check_selection_before(record, cutoff)
-    winner = record["winner"]
-    return {
-        "start_params": {**winner["params"], **DRIFT_DEFENCES},
-        "stages": FOLLOW_UP_STAGES,
-        "continued_from": {
-            "record": str(previous),
-            "winner": winner["name"],
-            "mean_pr_auc": winner["mean_pr_auc"],
-            "added": DRIFT_DEFENCES,
-        },
-    }
-
-
 def select(
     source,
     city: str,
@@ -97,7 +69,9 @@ def select(
     continue_from: Path | None = None,
 ) -> dict:
     """Load the rows before ``cutoff`` (guarded), run the selection, write ``out``."""
-    round_two = follow_up(continue_from, cutoff) if continue_from else {}
+    round_two = {}
+    if continue_from is not None:
+        round_two = follow_up(load_selection(continue_from), cutoff, str(continue_from))
     rows = build_feature_rows(
         load_rows_before(lambda a, b: source.fetch(a, b, _log), start, cutoff)
     )

@@ -51,8 +51,9 @@ from superdan_assets.ml import metrics
 from superdan_assets.ml.defaults import DEFAULT_RECALL_MARGIN, DEFAULT_THRESHOLD_DAYS
 from superdan_assets.ml.features import HISTORY_KEYS
 from superdan_assets.ml.labels import LABEL_COLUMN
-from superdan_assets.ml.model import fit_model, resolve_params
+from superdan_assets.ml.model import DRIFT_DEFENCES, fit_model, resolve_params
 from superdan_assets.ml.recency import apply_window
+from superdan_assets.ml.selected import check_selection_before
 from superdan_assets.ml.training import (
     DEFAULT_VALIDATION_DAYS,
     choose_recent_threshold,
@@ -253,6 +254,28 @@ def load_rows_before(
     rows = fetch(pd.Timestamp(start), pd.Timestamp(cutoff))
     guard_before(rows, cutoff, "selection data")
     return rows
+
+
+def follow_up(previous: dict[str, Any], cutoff: str | pd.Timestamp, source: str) -> dict:
+    """:func:`run_selection` arguments for a second round that starts where ``previous`` (a
+    loaded record, from ``source``) ended: its winner with :data:`DRIFT_DEFENCES`, searched over
+    :data:`FOLLOW_UP_STAGES`.
+
+    Refused (``ValueError``) when ``previous`` read anything from ``cutoff`` on: a round cannot
+    start from choices made on the period it must not read.
+    """
+    check_selection_before(previous, cutoff)
+    winner = previous["winner"]
+    return {
+        "start_params": {**winner["params"], **DRIFT_DEFENCES},
+        "stages": FOLLOW_UP_STAGES,
+        "continued_from": {
+            "record": source,
+            "winner": winner["name"],
+            "mean_pr_auc": winner["mean_pr_auc"],
+            "added": dict(DRIFT_DEFENCES),
+        },
+    }
 
 
 def _fold_rows(rows: pd.DataFrame, fold: Fold) -> tuple[pd.DataFrame, pd.DataFrame]:

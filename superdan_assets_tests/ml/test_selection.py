@@ -18,9 +18,11 @@ from superdan_assets.ml.selected import (
     selected_params,
 )
 from superdan_assets.ml.selection import (
+    FOLLOW_UP_STAGES,
     STARTING_POINT,
     CutoffError,
     Fold,
+    follow_up,
     guard_before,
     load_rows_before,
     run_selection,
@@ -161,6 +163,36 @@ def test_the_record_is_written_loaded_and_resumed(rows, tmp_path):
     assert sum("reusing the recorded scores" in m for m in again) == len(names)
     assert not any(" fold 2013: PR-AUC" in m for m in again)
     assert resumed["winner"]["params"] == winner["params"]
+
+
+def test_a_second_round_starts_from_the_first_rounds_winner_and_says_so(rows, tmp_path):
+    from superdan_assets.ml.model import DRIFT_DEFENCES
+
+    first = select(before_cutoff(rows), tmp_path / "round1.json")
+    with pytest.raises(ValueError, match="after the test start 2014-06-01"):
+        follow_up(first, "2014-06-01", "round1.json")
+    arguments = follow_up(first, CUTOFF, "round1.json")
+    assert arguments["stages"] is FOLLOW_UP_STAGES
+    assert arguments["start_params"] == {**first["winner"]["params"], **DRIFT_DEFENCES}
+    tiny_stages = [("boosting", [("leaves=3", {"num_leaves": 3})])]
+    second = run_selection(
+        before_cutoff(rows),
+        CUTOFF,
+        folds=yearly_folds("2012-01-01", CUTOFF, n_folds=2),
+        stages=tiny_stages,
+        start_params=arguments["start_params"],
+        continued_from=arguments["continued_from"],
+        n_jobs=1,
+    )
+    assert second["continued_from"]["winner"] == first["winner"]["name"]
+    assert second["continued_from"]["added"] == DRIFT_DEFENCES
+    assert second["starting_point"]["location_dropout"] == DRIFT_DEFENCES["location_dropout"]
+    # Every option of the real second round is a known model parameter.
+    from superdan_assets.ml.model import resolve_params
+
+    for _, options in FOLLOW_UP_STAGES:
+        for _, overrides in options:
+            resolve_params(overrides)
 
 
 def test_stages_keep_the_incumbent_unless_an_option_gains(rows, tmp_path):
