@@ -125,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     record = select(
         source, city, args.start, args.cutoff, args.out, args.threads, args.continue_from
     )
+    if args.city is not None:
+        _log(
+            f"to train {city} with this winner, add to its spec: [model] selection = "
+            f'"{args.out.resolve()}" (or a path relative to the spec file)'
+        )
     print(json.dumps(brief(record)))
     return 0
 

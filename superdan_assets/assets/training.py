@@ -29,6 +29,7 @@ from superdan_assets.checks.model_gates import (
     beats_baselines_gate,
     no_regression_gate,
 )
+from superdan_assets.cities.spec import CitySpec
 from superdan_assets.ml.defaults import DEFAULT_RECALL_MARGIN, DEFAULT_THRESHOLD_DAYS
 from superdan_assets.resources.storage import StorageResource
 from superdan_assets.resources.tracking import ExperimentTracker
@@ -71,6 +72,33 @@ class CrimeModelConfig(Config):
         description="JSON object of model hyper-parameters merged over the defaults "
         "(see superdan_assets.ml.model.DEFAULT_PARAMS)",
     )
+
+
+def city_model_params(spec: CitySpec, overrides: dict) -> tuple[dict, str]:
+    """``(params, where they come from)``: the winner of the city's own selection record
+    (``[model] selection`` in its spec) under ``overrides``, or ``overrides`` alone (the model's
+    defaults, the packaged Chicago selection).
+
+    Why the spec names it: a selection is measured on one city's history; a city with years of
+    its own should not be trained with Chicago's choices once it has made its own.
+    """
+    from superdan_assets.ml.selected import load_selection
+
+    path = spec.selection_path()
+    if path is None:
+        return dict(overrides), "packaged Chicago selection (ml/selections/chicago.json)"
+    try:
+        record = load_selection(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"city {spec.name}: [model] selection in {spec.spec_path or 'its spec'}: {exc}"
+        ) from None
+    winner = record["winner"]
+    where = (
+        f"{path} (winner {winner['name']}, validation PR-AUC {winner['mean_pr_auc']:.4f}, "
+        f"cutoff {record['cutoff']})"
+    )
+    return {**winner["params"], **overrides}, where
 
 
 def training_window(
@@ -177,6 +205,8 @@ def build_crime_model(city: City):
         params = json.loads(config.hyperparameters or "{}")
         if not isinstance(params, dict):
             raise ValueError("hyperparameters must be a JSON object, e.g. {\"learning_rate\": 0.05}")
+        params, selection = city_model_params(city.spec, params)
+        context.log.info(f"model settings: {selection}")
 
         result = train_and_evaluate(
             train, test, city=city.name, params=params, min_recall=config.min_recall, seed=config.seed,
@@ -246,6 +276,7 @@ def build_crime_model(city: City):
                 "production_version": production_version or "none",
                 "train_window": f"{train_days[0]}..{train_days[-1]}",
                 "test_window": f"{test_days[0]}..{test_days[-1]}",
+                "model_settings": selection,
                 "train_rows": int(len(train)),
                 "test_rows": int(len(test)),
                 "days_quarantined_in_window": len(quarantined),

@@ -221,6 +221,14 @@ class ServingSection(_Strict):
     port: int | None = Field(default=None, ge=1, le=65535)
 
 
+class ModelSection(_Strict):
+    #: A model-selection record made on this city's own history (``benchmarks/select_model.py
+    #: --city <spec> --out <file>``), absolute or relative to the spec file: its winner's
+    #: settings are this city's model defaults (the ``hyperparameters`` config still overrides
+    #: them). Absent: the packaged Chicago selection, the only one shipped.
+    selection: str | None = Field(default=None, min_length=1)
+
+
 class CitySpec(_Strict):
     """A validated city spec. ``spec_path`` is where it was read from (None: built in code)."""
 
@@ -233,6 +241,7 @@ class CitySpec(_Strict):
     bounds: BoundsSection | None = None
     codes: CodesSection = Field(default_factory=CodesSection)
     serving: ServingSection = Field(default_factory=ServingSection)
+    model: ModelSection = Field(default_factory=ModelSection)
     spec_path: str | None = Field(default=None, exclude=True)
 
     @field_validator("columns")
@@ -268,6 +277,10 @@ class CitySpec(_Strict):
         if path.is_absolute() or self.spec_path is None:
             return path
         return (Path(self.spec_path).parent / path).resolve()
+
+    def selection_path(self) -> Path | None:
+        """The city's own model-selection record (``[model] selection``), if it names one."""
+        return self.resolve_path(self.model.selection) if self.model.selection else None
 
     def with_source(self, **changes) -> CitySpec:
         """A copy with ``[source]`` keys replaced (validated), e.g. ``kind='csv', path=...``."""

@@ -295,3 +295,43 @@ def test_parent_and_absolute_source_paths(tmp_path):
     assert CsvSource(load_spec_file(write_spec(tmp_path / "other", text))).path == Path(absolute)
     # A spec built in code (no file) keeps the path as given.
     assert parse_spec(text).resolve_path("exports") == Path("exports")
+
+
+# -- the city's own model selection -------------------------------------------------------------
+
+
+def test_a_city_trains_with_its_own_selection_when_its_spec_names_one(tmp_path):
+    import json
+    import shutil
+
+    from superdan_assets.assets.training import city_model_params
+    from superdan_assets.ml.selected import DEFAULT_SELECTION
+
+    plain = load_spec_file(write_spec(tmp_path))
+    assert plain.selection_path() is None
+    params, where = city_model_params(plain, {"num_leaves": 15})
+    assert params == {"num_leaves": 15} and "packaged Chicago" in where
+
+    record = json.loads(DEFAULT_SELECTION.read_text())
+    record["winner"] = {**record["winner"], "name": "springfield-winner"}
+    record["winner"]["params"] = {**record["winner"]["params"], "num_leaves": 7, "smoothing": 5.0}
+    (tmp_path / "selections").mkdir()
+    (tmp_path / "selections" / "springfield.json").write_text(json.dumps(record))
+    text = SPRINGFIELD + '\n[model]\nselection = "selections/springfield.json"\n'
+    spec = load_spec_file(write_spec(tmp_path, text))
+    assert spec.selection_path() == (tmp_path / "selections" / "springfield.json").resolve()
+    params, where = city_model_params(spec, {"num_leaves": 15})
+    # The city's winner, with the run's own hyperparameters over it.
+    assert params["smoothing"] == 5.0 and params["num_leaves"] == 15
+    assert "springfield-winner" in where and "springfield.json" in where
+
+    # A record that is not there, or not a selection, is an error naming the spec and the file.
+    shutil.rmtree(tmp_path / "selections")
+    with pytest.raises(ValueError, match=r"springfield: \[model\] selection in .*springfield.toml"):
+        city_model_params(spec, {})
+    (tmp_path / "selections").mkdir()
+    (tmp_path / "selections" / "springfield.json").write_text('{"cutoff": "2018-01-01"}')
+    with pytest.raises(ValueError, match="missing"):
+        city_model_params(spec, {})
+    with pytest.raises(SpecError, match="model.selection"):
+        load_spec_file(write_spec(tmp_path, SPRINGFIELD + '\n[model]\nselection = ""\n'))
