@@ -73,6 +73,11 @@ HISTORY_KEYS: dict[str, tuple[str, ...]] = {
     "beat": ("beat",),
     "beat_location": ("beat", "location_description"),
     "community_area_location": ("community_area", "location_description"),
+    # A place's past by quarter of the day: a shopping street's daytime incidents are thefts,
+    # its night-time ones more often break-ins.
+    "community_area_location_daypart": ("community_area", "location_description", "daypart"),
+    "beat_daypart": ("beat", "daypart"),
+    "cell_daypart": ("cell", "daypart"),
 }
 #: Chosen by rolling-origin selection on 2012-2017 (validation years 2015-2017, never the 2018
 #: test year; record ``ml/selections/chicago.json``, see ``ml/selection.py``).
@@ -268,7 +273,19 @@ def prepare_incidents(frame: pd.DataFrame) -> Prepared:
         prepared[column] = np.asarray(
             _per_distinct(_object_column(frame, column), clean_code, None), dtype=object
         )
+    prepared["daypart"] = daypart(prepared["date"])
     return prepared
+
+
+def daypart(dates: np.ndarray) -> np.ndarray:
+    """The quarter of the day ("0": 00-06 h, ..., "3": 18-24 h) as a key part; ``None`` if NaT."""
+    out = np.full(len(dates), None, dtype=object)
+    known = ~np.isnat(dates)
+    if known.any():
+        d = dates[known]
+        hours = (d - d.astype("datetime64[D]")).astype("timedelta64[h]").astype(np.int64)
+        out[known] = np.asarray(["0", "1", "2", "3"], dtype=object)[hours // 6]
+    return out
 
 
 def time_features(dates) -> dict[str, np.ndarray]:

@@ -49,7 +49,6 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from superdan_assets.ml import metrics
 from superdan_assets.ml.defaults import DEFAULT_RECALL_MARGIN, DEFAULT_THRESHOLD_DAYS
-from superdan_assets.ml.features import HISTORY_KEYS
 from superdan_assets.ml.labels import LABEL_COLUMN
 from superdan_assets.ml.model import DRIFT_DEFENCES, fit_model, resolve_params
 from superdan_assets.ml.recency import apply_window
@@ -96,6 +95,22 @@ STARTING_POINT: dict[str, Any] = {
     "random_state": 0,
 }
 
+#: The eleven keys of the first round's "history_keys=all" (all there were then; the daypart keys
+#: came with the second round, which searches them as an option of their own).
+_ALL_KEYS_ROUND_1: list[str] = [
+    "block",
+    "block_location",
+    "point",
+    "point_location",
+    "street",
+    "street_location",
+    "cell",
+    "cell_location",
+    "beat",
+    "beat_location",
+    "community_area_location",
+]
+
 #: The staged grid: (family, [(option name, overrides of the incumbent), ...]).
 STAGES: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = [
     (
@@ -105,7 +120,7 @@ STAGES: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = [
                 "history_keys=coarse",
                 {"history_keys": ["block", "block_location", "beat_location", "cell_location"]},
             ),
-            ("history_keys=all", {"history_keys": list(HISTORY_KEYS)}),
+            ("history_keys=all", {"history_keys": list(_ALL_KEYS_ROUND_1)}),
         ],
     ),
     (
@@ -158,6 +173,26 @@ FOLLOW_UP_STAGES: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = [
     (
         "categorical_columns",
         [("categorical=location_only", {"categorical_columns": ["location_description"]})],
+    ),
+    (
+        "daypart_history",
+        [
+            (
+                "history_keys=+area_location_daypart",
+                {"history_keys": [*_ALL_KEYS_ROUND_1, "community_area_location_daypart"]},
+            ),
+            (
+                "history_keys=+all_daypart",
+                {
+                    "history_keys": [
+                        *_ALL_KEYS_ROUND_1,
+                        "community_area_location_daypart",
+                        "beat_daypart",
+                        "cell_daypart",
+                    ]
+                },
+            ),
+        ],
     ),
     (
         "regularisation",
