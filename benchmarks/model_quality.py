@@ -137,6 +137,40 @@ def summary(result, train_rows: int, test_rows: int, started: float, latency_ms:
     return out
 
 
+def pr_auc_at_share(y, scores, share: float) -> float:
+    """PR-AUC of ``scores`` had the period's burglary share been ``share``: thefts reweighted
+    (every burglary weight 1), so the ranking is the same and only the class balance moves.
+
+    Why: PR-AUC falls with the positive share even when the ranking is as good (ROC-AUC does
+    not), and Chicago's burglary share fell year on year. This separates "the model ranks worse"
+    from "there are fewer burglaries to find"; it is a diagnostic, not the target.
+    """
+    import numpy as np
+    from sklearn.metrics import average_precision_score
+
+    y = np.asarray(y, dtype="int64")
+    positives, negatives = int(y.sum()), int(len(y) - y.sum())
+    theft_weight = positives * (1.0 - share) / (negatives * share)
+    weights = np.where(y == 1, 1.0, theft_weight)
+    return float(average_precision_score(y, scores, sample_weight=weights))
+
+
+def share_diagnostic(train: pd.DataFrame, test: pd.DataFrame, pipeline) -> dict:
+    """Burglary share per training year and the test PR-AUC at the last one's share."""
+    from superdan_assets.ml.labels import LABEL_COLUMN
+
+    years = train["date"].dt.year
+    shares = {int(y): round(float(v), 4) for y, v in train.groupby(years)[LABEL_COLUMN].mean().items()}
+    last = max(shares)
+    scores = pipeline.predict_proba(test)[:, 1]
+    return {
+        "burglary_share_by_year": shares,
+        f"test_pr_auc_at_{last}_share": round(
+            pr_auc_at_share(test[LABEL_COLUMN].to_numpy(), scores, shares[last]), 4
+        ),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="bulk export folder")
@@ -220,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     latency = single_row_latency_ms(result.pipeline, test)
     out = summary(result, len(train), len(test), started, latency)
     out["selection"] = chosen
+    out["diagnostic_burglary_share"] = share_diagnostic(train, test, result.pipeline)
     if overrides:
         out["unselected_overrides"] = overrides
     print(json.dumps(out))
