@@ -53,13 +53,18 @@ def main() -> None:
 
     first = date.fromisoformat(args.start)
     partitions = [(first + timedelta(days=i)).isoformat() for i in range(args.days)]
-    keys = [AssetKey(find_asset_key(args.ui_url, name)) for name in ("raw_crimes", "crime_features")]
+    keys = [
+        AssetKey(find_asset_key(args.ui_url, name)) for name in ("raw_crimes", "crime_features")
+    ]
 
     with DagsterInstance.get() as instance:
         storage = type(instance.run_storage).__name__
         launcher = type(instance.run_launcher).__name__
-        print(f"submitting {len(partitions)} partitions of {[k.to_user_string() for k in keys]} "
-              f"({storage}, {launcher})", file=sys.stderr)
+        print(
+            f"submitting {len(partitions)} partitions of {[k.to_user_string() for k in keys]} "
+            f"({storage}, {launcher})",
+            file=sys.stderr,
+        )
         started = time.monotonic()
         backfill_id = launch_backfill(
             args.ui_url, [k.path for k in keys], partitions, title="benchmark: cluster_backfill"

@@ -70,8 +70,7 @@ def main() -> None:
         report = drift_report(day_rows, profile, scores, day=key)
         seconds.append(time.perf_counter() - started)
         verdicts[report.verdict] += 1
-        print(f"{key} rows={report.rows} {report.verdict} {'; '.join(report.reasons)}",
-              flush=True)
+        print(f"{key} rows={report.rows} {report.verdict} {'; '.join(report.reasons)}", flush=True)
     print(
         json.dumps(
             {

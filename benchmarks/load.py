@@ -78,6 +78,7 @@ def train_model(incidents, model_dir: Path, label: str) -> str:
 def request_bodies(incidents, batch_size: int) -> tuple[list[bytes], list[tuple[bytes, int]]]:
     """JSON bodies from real rows: 200 with one incident, 20 (body, rows) with ``batch_size``."""
     from superdan_assets.ml.labels import MODEL_INPUT_COLUMNS
+
     sample = incidents[list(MODEL_INPUT_COLUMNS)].tail(max(2000, batch_size * 20)).copy()
     sample["date"] = sample["date"].dt.strftime("%Y-%m-%dT%H:%M:%S")
     records = json.loads(sample.to_json(orient="records"))

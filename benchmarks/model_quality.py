@@ -160,7 +160,9 @@ def share_diagnostic(train: pd.DataFrame, test: pd.DataFrame, pipeline) -> dict:
     from superdan_assets.ml.labels import LABEL_COLUMN
 
     years = train["date"].dt.year
-    shares = {int(y): round(float(v), 4) for y, v in train.groupby(years)[LABEL_COLUMN].mean().items()}
+    shares = {
+        int(y): round(float(v), 4) for y, v in train.groupby(years)[LABEL_COLUMN].mean().items()
+    }
     last = max(shares)
     scores = pipeline.predict_proba(test)[:, 1]
     return {

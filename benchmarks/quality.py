@@ -109,7 +109,10 @@ def main() -> None:
 
     profile_started = time.perf_counter()
     profile = drift.build_reference_profile(
-        reference_rows, predict(reference_rows), threshold=trained.threshold, metadata={"period": "2017"}
+        reference_rows,
+        predict(reference_rows),
+        threshold=trained.threshold,
+        metadata={"period": "2017"},
     )
     profile_seconds = time.perf_counter() - profile_started
     profile_path = Path(tempfile.mkdtemp(prefix="superdan-profile-")) / "reference.json"

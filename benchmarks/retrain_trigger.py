@@ -62,8 +62,14 @@ def daily_flags(rows, scores, reference_pr_auc, config, seed=0) -> pd.DataFrame:
         report = {"performance": perf, "reference_metrics": {"pr_auc": reference_pr_auc}}
         collapsed, _ = performance_collapsed(report, config.performance_tolerance)
         value = (perf.get("metrics") or {}).get("pr_auc", {}).get("value")
-        out.append({"day": day, "evaluated": bool(perf.get("evaluated")), "failed": collapsed,
-                    "pr_auc": value})
+        out.append(
+            {
+                "day": day,
+                "evaluated": bool(perf.get("evaluated")),
+                "failed": collapsed,
+                "pr_auc": value,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -89,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.perf_counter()
     raw = ExportSource(args.data, cache_dir=args.cache_dir).fetch(
-        pd.Timestamp(args.train_start), end, _log)
+        pd.Timestamp(args.train_start), end, _log
+    )
     rows = build_feature_rows(raw)
     del raw
     deploy = pd.Timestamp(args.deploy)
@@ -105,15 +112,25 @@ def main(argv: list[str] | None = None) -> int:
     reference = drift.build_reference_profile(holdout, holdout_scores, threshold=0.5)
     reference_pr_auc = float(reference.metrics["pr_auc"])
     config = drift.DriftConfig()
-    _log(f"reference PR-AUC {reference_pr_auc:.4f}; judging {holdout['date'].dt.date.nunique()} "
-         f"held-out and {later['date'].dt.date.nunique()} later days")
+    _log(
+        f"reference PR-AUC {reference_pr_auc:.4f}; judging {holdout['date'].dt.date.nunique()} "
+        f"held-out and {later['date'].dt.date.nunique()} later days"
+    )
     null_days = daily_flags(holdout, holdout_scores, reference_pr_auc, config)
     live_days = daily_flags(later, later_scores, reference_pr_auc, config, seed=1)
     years = live_days["day"].str[:4]
     quarters = later["date"].dt.year.astype(str) + "Q" + later["date"].dt.quarter.astype(str)
     realised = {
-        q: round(float(metrics.evaluate(later["label"][quarters == q].to_numpy(),
-                                        later_scores[(quarters == q).to_numpy()], 0.5)["pr_auc"]), 4)
+        q: round(
+            float(
+                metrics.evaluate(
+                    later["label"][quarters == q].to_numpy(),
+                    later_scores[(quarters == q).to_numpy()],
+                    0.5,
+                )["pr_auc"]
+            ),
+            4,
+        )
         for q in sorted(quarters.unique())
     }
     rules = {}
@@ -122,24 +139,34 @@ def main(argv: list[str] | None = None) -> int:
         live_fire = windows_firing(live_days["failed"].to_numpy(), k, n)
         first = live_days["day"][live_fire].min() if live_fire.any() else None
         rules[f"{k}_of_{n}"] = {
-            "false_triggers_on_reference": int(null_fire[n - 1:].sum()),
+            "false_triggers_on_reference": int(null_fire[n - 1 :].sum()),
             "first_trigger": first,
-            "trigger_days_by_year": {y: int(live_fire[(years == y).to_numpy()].sum())
-                                     for y in sorted(years.unique())},
+            "trigger_days_by_year": {
+                y: int(live_fire[(years == y).to_numpy()].sum()) for y in sorted(years.unique())
+            },
         }
         _log(f"{k} of {n}: {rules[f'{k}_of_{n}']}")
-    print(json.dumps({
-        "benchmark": "retrain_trigger",
-        "train": [args.train_start, str((holdout_start - pd.Timedelta(days=1)).date())],
-        "reference_window": [str(holdout_start.date()), str((deploy - pd.Timedelta(days=1)).date())],
-        "reference_pr_auc": round(reference_pr_auc, 4),
-        "failed_day_share_on_reference": round(float(null_days["failed"].mean()), 4),
-        "failed_day_share_by_year": {y: round(float(live_days["failed"][(years == y).to_numpy()]
-                                                    .mean()), 4) for y in sorted(years.unique())},
-        "realised_pr_auc_by_quarter": realised,
-        "rules": rules,
-        "total_seconds": round(time.perf_counter() - started, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "retrain_trigger",
+                "train": [args.train_start, str((holdout_start - pd.Timedelta(days=1)).date())],
+                "reference_window": [
+                    str(holdout_start.date()),
+                    str((deploy - pd.Timedelta(days=1)).date()),
+                ],
+                "reference_pr_auc": round(reference_pr_auc, 4),
+                "failed_day_share_on_reference": round(float(null_days["failed"].mean()), 4),
+                "failed_day_share_by_year": {
+                    y: round(float(live_days["failed"][(years == y).to_numpy()].mean()), 4)
+                    for y in sorted(years.unique())
+                },
+                "realised_pr_auc_by_quarter": realised,
+                "rules": rules,
+                "total_seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+    )
     return 0
 
 

@@ -84,6 +84,7 @@ def train_model(model_dir: Path, incidents) -> str:
 def request_bodies(incidents, count: int = 256) -> list[bytes]:
     """One CSV body (header + one incident) per real incident, to be sent round-robin."""
     from superdan_assets.ml.labels import MODEL_INPUT_COLUMNS
+
     sample = incidents.tail(count)[list(MODEL_INPUT_COLUMNS)].copy()
     sample["date"] = sample["date"].dt.strftime("%Y-%m-%dT%H:%M:%S")
     bodies = []
@@ -99,6 +100,7 @@ def request_bodies(incidents, count: int = 256) -> list[bytes]:
 def bulk_body(incidents, rows: int = 10_000) -> bytes:
     """One JSON body with ``rows`` incidents (repeated when the data has fewer)."""
     from superdan_assets.ml.labels import MODEL_INPUT_COLUMNS
+
     sample = incidents[list(MODEL_INPUT_COLUMNS)].head(rows).copy()
     sample["date"] = sample["date"].dt.strftime("%Y-%m-%dT%H:%M:%S")
     records = json.loads(sample.to_json(orient="records"))

@@ -60,16 +60,19 @@ def _labels(rows: pd.DataFrame) -> np.ndarray:
     return rows["label"].to_numpy(dtype="int64")
 
 
-def evaluate_origin(rows: pd.DataFrame, origin: pd.Timestamp, scored_days: int, params: dict,
-                    follow_days: int) -> dict:
+def evaluate_origin(
+    rows: pd.DataFrame, origin: pd.Timestamp, scored_days: int, params: dict, follow_days: int
+) -> dict:
     train = rows[rows["date"] < origin].reset_index(drop=True)
     follow_end = origin + pd.Timedelta(days=follow_days)
     follow = rows[(rows["date"] >= origin) & (rows["date"] < follow_end)].reset_index(drop=True)
     cut = origin - pd.Timedelta(days=scored_days)
     fit_rows = train[train["date"] < cut].reset_index(drop=True)
     scored = train[train["date"] >= cut].reset_index(drop=True)
-    _log(f"origin {origin.date()}: validation fit on {len(fit_rows)} rows, "
-         f"scoring {len(scored)} rows {scored['date'].min().date()}..{scored['date'].max().date()}")
+    _log(
+        f"origin {origin.date()}: validation fit on {len(fit_rows)} rows, "
+        f"scoring {len(scored)} rows {scored['date'].min().date()}..{scored['date'].max().date()}"
+    )
     start = time.perf_counter()
     validation_model = build_pipeline(params).fit(fit_rows, _labels(fit_rows))
     validation_scores = validation_model.predict_proba(scored)[:, 1]
@@ -95,23 +98,31 @@ def evaluate_origin(rows: pd.DataFrame, origin: pd.Timestamp, scored_days: int, 
                 mask = quarter == q
                 if mask.any():
                     m = metrics.threshold_metrics(y_follow[mask], follow_scores[mask], threshold)
-                    quarters.append({"recall": round(m["recall"], 4),
-                                     "precision": round(m["precision"], 4)})
-            results.append({
-                "slice_days": n, "target_recall": target, "threshold": round(threshold, 4),
-                "slice_rows": int(recent.sum()),
-                "follow_recall": round(at["recall"], 4),
-                "follow_precision": round(at["precision"], 4),
-                "quarters": quarters,
-                "min_quarter_recall": min(q["recall"] for q in quarters),
-            })
-            _log(f"origin {origin.date()} slice {n:>3} d target {target}: threshold "
-                 f"{threshold:.4f}, following recall {at['recall']:.3f} precision "
-                 f"{at['precision']:.3f}, quarters "
-                 + " ".join(f"{q['recall']:.3f}" for q in quarters))
+                    quarters.append(
+                        {"recall": round(m["recall"], 4), "precision": round(m["precision"], 4)}
+                    )
+            results.append(
+                {
+                    "slice_days": n,
+                    "target_recall": target,
+                    "threshold": round(threshold, 4),
+                    "slice_rows": int(recent.sum()),
+                    "follow_recall": round(at["recall"], 4),
+                    "follow_precision": round(at["precision"], 4),
+                    "quarters": quarters,
+                    "min_quarter_recall": min(q["recall"] for q in quarters),
+                }
+            )
+            _log(
+                f"origin {origin.date()} slice {n:>3} d target {target}: threshold "
+                f"{threshold:.4f}, following recall {at['recall']:.3f} precision "
+                f"{at['precision']:.3f}, quarters "
+                + " ".join(f"{q['recall']:.3f}" for q in quarters)
+            )
     return {
         "origin": str(origin.date()),
-        "train_rows": len(train), "follow_rows": len(follow),
+        "train_rows": len(train),
+        "follow_rows": len(follow),
         "follow_window": [str(follow["date"].min().date()), str(follow["date"].max().date())],
         "follow_pr_auc": round(float(metrics.evaluate(y_follow, follow_scores, 0.5)["pr_auc"]), 4),
         "validation_fit_seconds": round(validation_seconds, 1),
@@ -149,22 +160,33 @@ def main(argv: list[str] | None = None) -> int:
     summary = {}
     for n in SLICES:
         for target in TARGETS:
-            picked = [r for o in per_origin for r in o["results"]
-                      if r["slice_days"] == n and r["target_recall"] == target]
+            picked = [
+                r
+                for o in per_origin
+                for r in o["results"]
+                if r["slice_days"] == n and r["target_recall"] == target
+            ]
             summary[f"slice_{n}_target_{target}"] = {
-                "mean_follow_recall": round(float(np.mean([r["follow_recall"] for r in picked])), 4),
+                "mean_follow_recall": round(
+                    float(np.mean([r["follow_recall"] for r in picked])), 4
+                ),
                 "min_follow_recall": min(r["follow_recall"] for r in picked),
                 "min_quarter_recall": min(r["min_quarter_recall"] for r in picked),
                 "mean_follow_precision": round(
-                    float(np.mean([r["follow_precision"] for r in picked])), 4),
+                    float(np.mean([r["follow_precision"] for r in picked])), 4
+                ),
             }
-    print(json.dumps({
-        "benchmark": "threshold_window",
-        "origins": [o["origin"] for o in per_origin],
-        "summary": summary,
-        "per_origin": per_origin,
-        "total_seconds": round(time.perf_counter() - started, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "threshold_window",
+                "origins": [o["origin"] for o in per_origin],
+                "summary": summary,
+                "per_origin": per_origin,
+                "total_seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+    )
     return 0
 
 

@@ -21,5 +21,6 @@ if ! bash scripts/cluster.sh install; then
 fi
 echo "[test] ruff"
 "$VENV/bin/ruff" check superdan_assets superdan_assets_tests benchmarks
+"$VENV/bin/ruff" format --check superdan_assets superdan_assets_tests benchmarks
 echo "[test] pytest"
 exec "$VENV/bin/python" -m pytest "${marker[@]}" "$@"

@@ -36,7 +36,11 @@ from dagster import (
 from superdan_assets.assets.city import City
 
 JOB_NAMES = (
-    "ingest_job", "training_job", "train_and_deploy_job", "drift_job", "daily_job",
+    "ingest_job",
+    "training_job",
+    "train_and_deploy_job",
+    "drift_job",
+    "daily_job",
     "street_risk_job",
 )
 
@@ -85,29 +89,34 @@ def build_city_automation(city: City) -> CityAutomation:
 
     jobs: dict[str, JobDefinition] = {
         "ingest_job": define_asset_job(
-            job_name(name, "ingest_job"), selection=keys("raw_crimes", "crime_features"),
+            job_name(name, "ingest_job"),
+            selection=keys("raw_crimes", "crime_features"),
             description=f"{title}: fetch a range of days and build their features (with checks).",
             tags=city.tags,
         ),
         "training_job": define_asset_job(
-            job_name(name, "training_job"), selection=keys("crime_model"),
+            job_name(name, "training_job"),
+            selection=keys("crime_model"),
             description=f"{title}: train and gate a model on a window of crime_features "
             "(not deployed).",
             tags=city.tags,
         ),
         "train_and_deploy_job": define_asset_job(
-            job_name(name, "train_and_deploy_job"), selection=keys("crime_model", "model_endpoint"),
+            job_name(name, "train_and_deploy_job"),
+            selection=keys("crime_model", "model_endpoint"),
             description=f"{title}: train, gate and, only if every blocking gate passed, "
             "promote and deploy.",
             tags=city.tags,
         ),
         "drift_job": define_asset_job(
-            job_name(name, "drift_job"), selection=keys("drift_report"),
+            job_name(name, "drift_job"),
+            selection=keys("drift_report"),
             description=f"{title}: the drift report of days against the deployed model.",
             tags=city.tags,
         ),
         "street_risk_job": define_asset_job(
-            job_name(name, "street_risk_job"), selection=keys("street_risk"),
+            job_name(name, "street_risk_job"),
+            selection=keys("street_risk"),
             description=f"{title}: the day's street-risk forecast from the days before it.",
             tags=city.tags,
         ),

@@ -34,18 +34,23 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "for one city.",
     )
     parser.add_argument(
-        "--city", default=None,
+        "--city",
+        default=None,
         help="a packaged city (chicago, rochester) or the path of a city spec (.toml); "
         "default: SUPERDAN_CITY, else chicago",
     )
     parser.add_argument("--start", type=date.fromisoformat, help="first day (YYYY-MM-DD)")
     parser.add_argument("--end", type=date.fromisoformat, help="last day (YYYY-MM-DD)")
     parser.add_argument(
-        "--days", type=int, default=120,
+        "--days",
+        type=int,
+        default=120,
         help="with a live feed and no --start: how many recent days to fetch (default 120)",
     )
     parser.add_argument(
-        "--holdout-days", type=int, default=None,
+        "--holdout-days",
+        type=int,
+        default=None,
         help=f"days at the end of the window held out to evaluate the model (default "
         f"{DEFAULT_HOLDOUT_DAYS}, or a quarter of a shorter window)",
     )
@@ -58,7 +63,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "until the asset runs",
     )
     parser.add_argument(
-        "--json", action="store_true",
+        "--json",
+        action="store_true",
         help="print, last, one JSON line with the summary (window, city, model version, "
         "pr_auc, baselines, endpoint url, drift verdict)",
     )
@@ -168,27 +174,46 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.skip_train:
         model_config: dict[str, object] = {
-            "train_end": end.isoformat(), "holdout_days": holdout_days(args, start, end),
+            "train_end": end.isoformat(),
+            "holdout_days": holdout_days(args, start, end),
         }
         job = "training_job" if args.skip_deploy else "train_and_deploy_job"
         trained = _run(
-            defs, job_name(city, job), instance,
+            defs,
+            job_name(city, job),
+            instance,
             run_config={"ops": {f"{city}__crime_model": {"config": model_config}}},
         )
         model = _latest_metadata(instance, city, "crime_model")
         summary["model"] = {
-            k: v for k, v in model.items()
-            if k in ("model_version", "pr_auc", "roc_auc", "precision_at_threshold",
-                     "recall_at_threshold", "threshold", "train_rows", "test_rows",
-                     "prior_pr_auc", "seed_protocol_pr_auc", "train_window", "test_window")
+            k: v
+            for k, v in model.items()
+            if k
+            in (
+                "model_version",
+                "pr_auc",
+                "roc_auc",
+                "precision_at_threshold",
+                "recall_at_threshold",
+                "threshold",
+                "train_rows",
+                "test_rows",
+                "prior_pr_auc",
+                "seed_protocol_pr_auc",
+                "train_window",
+                "test_window",
+            )
         }
         summary["model_version"] = model.get("model_version")
         summary["pr_auc"] = model.get("pr_auc")
         summary["prior_pr_auc"] = model.get("prior_pr_auc")
         summary["seed_protocol_pr_auc"] = model.get("seed_protocol_pr_auc")
         if not trained.success:
-            print("[pipeline] training/deployment failed or a quality gate blocked the model; "
-                  "see the run's check results in the Dagster UI", file=sys.stderr)
+            print(
+                "[pipeline] training/deployment failed or a quality gate blocked the model; "
+                "see the run's check results in the Dagster UI",
+                file=sys.stderr,
+            )
             summary["failed"] = "training"
             summary["gates"] = _gate_results(trained)
             _finish(summary, args.json)
@@ -209,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         if risk.get("success"):
             print(f"Street risk for {risk['day']}: the map is {risk.get('interactive_map')}")
             if endpoint.get("url"):
-                print(f"  curl -s '{endpoint['url']}/risk?date={risk['day']}&type=burglary&top=5'\n")
+                print(
+                    f"  curl -s '{endpoint['url']}/risk?date={risk['day']}&type=burglary&top=5'\n"
+                )
         print("Open the Dagster UI with: bash scripts/ui.sh   (then http://127.0.0.1:3000)")
     else:
         _finish(summary, True)
@@ -264,7 +291,8 @@ def _gate_results(result) -> dict[str, object]:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.asset_check_evaluation_data
             out[evaluation.check_name] = {
-                "passed": evaluation.passed, "description": evaluation.description,
+                "passed": evaluation.passed,
+                "description": evaluation.description,
             }
     return out
 

@@ -13,10 +13,26 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 EXPORT_HEADER = [
-    "ID", "Case Number", "Date", "Block", "IUCR", "Primary Type", "Description",
-    "Location Description", "Arrest", "Domestic", "Beat", "District", "Ward",
-    "Community Area", "FBI Code", "X Coordinate", "Y Coordinate", "Updated On",
-    "Latitude", "Longitude",
+    "ID",
+    "Case Number",
+    "Date",
+    "Block",
+    "IUCR",
+    "Primary Type",
+    "Description",
+    "Location Description",
+    "Arrest",
+    "Domestic",
+    "Beat",
+    "District",
+    "Ward",
+    "Community Area",
+    "FBI Code",
+    "X Coordinate",
+    "Y Coordinate",
+    "Updated On",
+    "Latitude",
+    "Longitude",
 ]
 LIVE_EXTRA = ["Year", "Location"]
 

@@ -196,8 +196,7 @@ def test_webhook_errors_say_whether_retrying_helps_and_never_reveal_the_url(monk
         WebhookSink().send(ALERT)
     assert not unset.value.retryable
 
-    for text in [*map(str, errors.values()), str(refused.value), str(malformed.value),
-                 caplog.text]:
+    for text in [*map(str, errors.values()), str(refused.value), str(malformed.value), caplog.text]:
         assert url not in text and "very-secret-token" not in text
 
 
@@ -517,7 +516,9 @@ def test_an_unreachable_webhook_costs_one_attempt_per_tick_not_one_per_alert(tmp
     open_alerts(alerts, sinks, ledger, 1.0, report)
     deliver_due(ledger, sinks, SCHEDULE, 1.0, report)
     assert [o.outcome for o in report.outcomes] == [
-        Outcome.RETRY_SCHEDULED, Outcome.DEFERRED, Outcome.DEFERRED
+        Outcome.RETRY_SCHEDULED,
+        Outcome.DEFERRED,
+        Outcome.DEFERRED,
     ]
     assert [d.attempts for d in ledger.deliveries()] == [1, 0, 0]
     assert "connection failed" in report.outcomes[0].error

@@ -12,7 +12,11 @@ from superdan_assets.cities import resolve_spec
 
 CHICAGO = ZoneInfo("America/Chicago")
 JOBS = (
-    "ingest_job", "training_job", "train_and_deploy_job", "drift_job", "daily_job",
+    "ingest_job",
+    "training_job",
+    "train_and_deploy_job",
+    "drift_job",
+    "daily_job",
     "street_risk_job",
 )
 
@@ -81,8 +85,10 @@ def test_definitions_wire_schedule_sensors_and_jobs():
     sensors = repo.sensor_defs
     assert sensors and all(s.default_status == DefaultSensorStatus.RUNNING for s in sensors)
     selected = {
-        name: {key.to_user_string() for key in repo.get_job(f"chicago__{name}")
-               .asset_layer.executable_asset_keys}
+        name: {
+            key.to_user_string()
+            for key in repo.get_job(f"chicago__{name}").asset_layer.executable_asset_keys
+        }
         for name in JOBS
     }
     assert selected == {
@@ -108,8 +114,10 @@ def test_street_risk_is_forecast_for_the_day_after_the_daily_refetch():
     from superdan_assets.automation import build_city_automation, forecast_day
     from superdan_assets.cities import resolve_spec
 
-    tags = {"dagster/asset_partition_range_start": "2018-03-01",
-            "dagster/asset_partition_range_end": "2018-03-07"}
+    tags = {
+        "dagster/asset_partition_range_start": "2018-03-01",
+        "dagster/asset_partition_range_end": "2018-03-07",
+    }
     assert forecast_day(tags, "America/Chicago") == "2018-03-08"
     assert forecast_day({"dagster/partition": "2018-03-07"}, "America/Chicago") == "2018-03-08"
 
@@ -119,8 +127,10 @@ def test_street_risk_is_forecast_for_the_day_after_the_daily_refetch():
     run = DagsterRun(job_name="chicago__daily_job", tags=tags)
     event = DagsterEvent(DagsterEventType.RUN_SUCCESS.value, "chicago__daily_job")
     context = build_run_status_sensor_context(
-        sensor_name=sensor.name, dagster_instance=DagsterInstance.ephemeral(),
-        dagster_run=run, dagster_event=event,
+        sensor_name=sensor.name,
+        dagster_instance=DagsterInstance.ephemeral(),
+        dagster_run=run,
+        dagster_event=event,
     )
     request = sensor(context)
     assert request.partition_key == "2018-03-08"

@@ -50,9 +50,20 @@ def _pipeline(home: Path, spec: Path, *extra: str) -> tuple[dict, subprocess.Com
     for name in ("SUPERDAN_EXPORT_PATH", "SUPERDAN_CITY", "SUPERDAN_CITIES"):
         env.pop(name, None)
     proc = subprocess.run(
-        [sys.executable, "-m", "superdan_assets.cli", "pipeline", "--city", str(spec), "--json",
-         *extra],
-        env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "superdan_assets.cli",
+            "pipeline",
+            "--city",
+            str(spec),
+            "--json",
+            *extra,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     lines = [line for line in proc.stdout.strip().splitlines() if line.startswith("{")]
     assert lines, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -92,11 +103,18 @@ def _assert_rochester_run(summary: dict, proc) -> None:
     assert summary["drift_verdict"] in ("OK", "WARN", "ALERT")
     # The deployment was smoke-tested with, and shows, one of Rochester's own incidents.
     assert '"longitude": -77.' in summary["endpoint"]["example"]
-    answer = _invoke(summary["_port"], [
-        {"date": "2020-04-02T03:00:00", "location_description": "Single Family Home",
-         "latitude": 43.16, "longitude": -77.61},
-        {"date": "2020-04-02T14:00:00", "location_description": "Parking Lot"},
-    ])
+    answer = _invoke(
+        summary["_port"],
+        [
+            {
+                "date": "2020-04-02T03:00:00",
+                "location_description": "Single Family Home",
+                "latitude": 43.16,
+                "longitude": -77.61,
+            },
+            {"date": "2020-04-02T14:00:00", "location_description": "Parking Lot"},
+        ],
+    )
     assert answer["model_version"] == summary["model_version"]
     assert len(answer["predictions"]) == 2
     assert all(0 <= p["burglary_probability"] <= 1 for p in answer["predictions"])
@@ -105,11 +123,13 @@ def _assert_rochester_run(summary: dict, proc) -> None:
 def test_rochester_through_its_arcgis_source(tmp_path):
     _require_snapshot()
     with FakeArcGISServer(features_from_snapshot(ROCHESTER_SNAPSHOT)) as server:
-        spec = spec_with_source("rochester", tmp_path / "rochester.toml", kind="arcgis",
-                                url=server.url, page_size=500)
+        spec = spec_with_source(
+            "rochester", tmp_path / "rochester.toml", kind="arcgis", url=server.url, page_size=500
+        )
         try:
-            summary, proc = _pipeline(tmp_path, spec, "--start", "2020-02-03",
-                                      "--end", "2020-04-01")
+            summary, proc = _pipeline(
+                tmp_path, spec, "--start", "2020-02-03", "--end", "2020-04-01"
+            )
             _assert_rochester_run(summary, proc)
         finally:
             _stop(tmp_path, "rochester")
@@ -123,8 +143,9 @@ def test_rochester_through_its_arcgis_source(tmp_path):
 
 def test_rochester_as_a_csv_spec(tmp_path):
     _require_snapshot()
-    spec = spec_with_source("rochester", tmp_path / "rochester.toml", kind="csv",
-                            path=str(ROCHESTER_SNAPSHOT))
+    spec = spec_with_source(
+        "rochester", tmp_path / "rochester.toml", kind="csv", path=str(ROCHESTER_SNAPSHOT)
+    )
     try:
         summary, proc = _pipeline(tmp_path, spec)
         _assert_rochester_run(summary, proc)
@@ -171,24 +192,33 @@ def _foreign_export(chicago_export_dir: Path, export_cache_dir: Path, folder: Pa
     raw = ExportSource(chicago_export_dir, cache_dir=export_cache_dir).fetch(
         pd.Timestamp("2018-01-01"), pd.Timestamp("2018-05-01")
     )
-    words = {"BURGLARY": "Break and Enter", "THEFT": "Stealing",
-             "MOTOR VEHICLE THEFT": "Auto Theft", "ROBBERY": "Robbery"}
+    words = {
+        "BURGLARY": "Break and Enter",
+        "THEFT": "Stealing",
+        "MOTOR VEHICLE THEFT": "Auto Theft",
+        "ROBBERY": "Robbery",
+    }
     raw = raw[raw["primary_type"].isin(list(words))].copy()
     identity = raw["iucr"].isin(["0840", "0841", "0842", "0843"])
     offence = raw["primary_type"].map(words)
     offence[identity] = "Stealing - Identity"
-    utc = raw["date"].dt.tz_localize("America/Chicago", ambiguous="NaT",
-                                     nonexistent="shift_forward").dt.tz_convert("UTC")
-    frame = pd.DataFrame({
-        "Occurred (UTC)": utc.dt.strftime("%d.%m.%Y %H:%M"),
-        "Offence": offence,
-        "Address": raw["block"],
-        "Premise": raw["location_description"].str.title(),
-        "Precinct": raw["district"],
-        "Lat": raw["latitude"],
-        "Lon": raw["longitude"],
-        "Arrested": raw["arrest"],  # a column the spec does not map: ignored
-    }).dropna(subset=["Occurred (UTC)"])
+    utc = (
+        raw["date"]
+        .dt.tz_localize("America/Chicago", ambiguous="NaT", nonexistent="shift_forward")
+        .dt.tz_convert("UTC")
+    )
+    frame = pd.DataFrame(
+        {
+            "Occurred (UTC)": utc.dt.strftime("%d.%m.%Y %H:%M"),
+            "Offence": offence,
+            "Address": raw["block"],
+            "Premise": raw["location_description"].str.title(),
+            "Precinct": raw["district"],
+            "Lat": raw["latitude"],
+            "Lon": raw["longitude"],
+            "Arrested": raw["arrest"],  # a column the spec does not map: ignored
+        }
+    ).dropna(subset=["Occurred (UTC)"])
     folder.mkdir(parents=True)
     frame.to_csv(folder / "springfield_2018.csv.gz", index=False)
     return len(frame)
@@ -200,7 +230,9 @@ def test_a_new_city_needs_only_a_spec_file(tmp_path, chicago_export_dir, export_
     spec.write_text(FOREIGN_SPEC)
     check = subprocess.run(
         [sys.executable, "-m", "superdan_assets.cli", "city", "check", str(spec), "--json"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
     report = json.loads(check.stdout.strip().splitlines()[-1])
@@ -214,18 +246,27 @@ def test_a_new_city_needs_only_a_spec_file(tmp_path, chicago_export_dir, export_
         assert summary["city"] == "springfield"
         assert summary["window"][0] == "2018-01-01"
         assert summary["pr_auc"] > summary["seed_protocol_pr_auc"] > summary["prior_pr_auc"]
-        answer = _invoke(summary["_port"], [
-            {"date": "2018-05-02T10:00:00", "block": "045XX S MARSHFIELD AVE",
-             "location_description": "Residence", "latitude": 41.81, "longitude": -87.66},
-        ])
+        answer = _invoke(
+            summary["_port"],
+            [
+                {
+                    "date": "2018-05-02T10:00:00",
+                    "block": "045XX S MARSHFIELD AVE",
+                    "location_description": "Residence",
+                    "latitude": 41.81,
+                    "longitude": -87.66,
+                },
+            ],
+        )
         assert answer["model_version"] == summary["model_version"]
     finally:
         _stop(tmp_path, "springfield")
     from superdan_assets.storage.blobstore import make_blob_store
     from superdan_assets.storage.partitions import PartitionStore
 
-    store = PartitionStore(make_blob_store("local", str(tmp_path / "superdan" / "data"
-                                                        / "springfield"), None, ""))
+    store = PartitionStore(
+        make_blob_store("local", str(tmp_path / "superdan" / "data" / "springfield"), None, "")
+    )
     days = store.list_partitions("raw_crimes")
     assert len(days) >= 119
     stored = sum(len(store.read("raw_crimes", d)) for d in days)

@@ -11,7 +11,12 @@ import superdan_assets
 from superdan_assets_tests.conftest import REPO_ROOT
 
 ASSETS = (
-    "raw_crimes", "crime_features", "crime_model", "model_endpoint", "drift_report", "street_risk",
+    "raw_crimes",
+    "crime_features",
+    "crime_model",
+    "model_endpoint",
+    "drift_report",
+    "street_risk",
 )
 JOBS = ("ingest_job", "training_job", "train_and_deploy_job", "drift_job", "daily_job")
 
@@ -51,8 +56,9 @@ def test_superdan_cities_adds_each_city_with_its_jobs_and_schedule(monkeypatch):
     calendars = {
         city: (
             defs.get_assets_def(AssetKey([city, "raw_crimes"])).partitions_def.timezone,
-            defs.get_assets_def(AssetKey([city, "raw_crimes"])).partitions_def.start
-            .strftime("%Y-%m-%d"),
+            defs.get_assets_def(AssetKey([city, "raw_crimes"])).partitions_def.start.strftime(
+                "%Y-%m-%d"
+            ),
         )
         for city in ("chicago", "rochester")
     }
@@ -65,7 +71,9 @@ def test_superdan_cities_adds_each_city_with_its_jobs_and_schedule(monkeypatch):
     )
     rochester_daily = repo.get_job("rochester__daily_job")
     assert {k.to_user_string() for k in rochester_daily.asset_layer.executable_asset_keys} == {
-        "rochester/raw_crimes", "rochester/crime_features", "rochester/drift_report",
+        "rochester/raw_crimes",
+        "rochester/crime_features",
+        "rochester/drift_report",
     }
     schedules = {
         s.name: (s.job_name, s.cron_schedule, s.execution_timezone) for s in repo.schedule_defs
@@ -104,8 +112,12 @@ def test_project_applies_openmp_and_telemetry_defaults(tmp_path):
 
     def run(**extra: str) -> list[str]:
         done = subprocess.run(
-            [sys.executable, "-c", probe], env={**clean, **extra}, cwd=tmp_path,
-            capture_output=True, text=True, timeout=300,
+            [sys.executable, "-c", probe],
+            env={**clean, **extra},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout.split()[-2:]
@@ -118,7 +130,10 @@ def test_dagster_cli_validates_the_workspace():
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
     proc = subprocess.run(
         [dagster, "definitions", "validate", "-w", str(REPO_ROOT / "workspace.yaml")],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -127,7 +142,10 @@ def test_dagster_cli_validates_two_cities():
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
     proc = subprocess.run(
         [dagster, "definitions", "validate", "-w", str(REPO_ROOT / "workspace.yaml")],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "SUPERDAN_CITIES": "rochester"},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -72,9 +72,22 @@ def pipeline_home(chicago_export_dir, export_cache_dir, tmp_path_factory):
         spec = spec_with_source("chicago", home / "chicago.toml", kind="soda", url=server.url)
         env["SUPERDAN_CITY"] = str(spec)
         proc = subprocess.run(
-            [sys.executable, "-m", "superdan_assets.cli", "pipeline", "--start", START,
-             "--end", END, "--holdout-days", str(HOLDOUT_DAYS)],
-            env=env, capture_output=True, text=True, timeout=900,
+            [
+                sys.executable,
+                "-m",
+                "superdan_assets.cli",
+                "pipeline",
+                "--start",
+                START,
+                "--end",
+                END,
+                "--holdout-days",
+                str(HOLDOUT_DAYS),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
     yield {"home": home, "env": env, "port": port, "proc": proc, "rows": len(frame)}
     from superdan_assets.deploy.local import LocalEndpoint
@@ -96,10 +109,18 @@ def test_main_job_ends_with_a_live_endpoint(pipeline_home):
     url = f"http://127.0.0.1:{pipeline_home['port']}"
     with urllib.request.urlopen(f"{url}/ping", timeout=10) as response:
         assert response.status == 200
-    body = json.dumps({"instances": [
-        {"date": "2018-02-01T09:00:00", "location_description": "RESIDENCE", "district": "008"},
-        {"date": "2018-02-01T14:30:00", "location_description": "SMALL RETAIL STORE"},
-    ]}).encode()
+    body = json.dumps(
+        {
+            "instances": [
+                {
+                    "date": "2018-02-01T09:00:00",
+                    "location_description": "RESIDENCE",
+                    "district": "008",
+                },
+                {"date": "2018-02-01T14:30:00", "location_description": "SMALL RETAIL STORE"},
+            ]
+        }
+    ).encode()
     request = urllib.request.Request(
         f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
     )
@@ -109,7 +130,10 @@ def test_main_job_ends_with_a_live_endpoint(pipeline_home):
     assert all(0 <= p["burglary_probability"] <= 1 for p in answer["predictions"])
     status = subprocess.run(
         [sys.executable, "-m", "superdan_assets.cli", "endpoint", "status"],
-        env=pipeline_home["env"], capture_output=True, text=True, timeout=60,
+        env=pipeline_home["env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert status.returncode == 0, status.stdout + status.stderr
     assert json.loads(status.stdout)["model_version"] == answer["model_version"]
@@ -119,9 +143,10 @@ def test_every_asset_and_check_is_recorded_in_the_instance(pipeline_home):
     from dagster import AssetKey
 
     instance = _instance(pipeline_home["env"])
-    for asset in ("raw_crimes", "crime_features", "crime_model", "model_endpoint",
-                  "drift_report"):
-        assert instance.get_latest_materialization_event(AssetKey(["chicago", asset])) is not None, asset
+    for asset in ("raw_crimes", "crime_features", "crime_model", "model_endpoint", "drift_report"):
+        assert (
+            instance.get_latest_materialization_event(AssetKey(["chicago", asset])) is not None
+        ), asset
     raw = instance.get_latest_materialization_event(AssetKey(["chicago", "raw_crimes"]))
     assert raw.asset_materialization.metadata["run_row_count"].value == pipeline_home["rows"]
     model = instance.get_latest_materialization_event(AssetKey(["chicago", "crime_model"]))
@@ -143,8 +168,9 @@ def test_a_model_failing_its_gates_is_never_promoted_or_served(pipeline_home):
     instance = _instance(env)
     served = instance.get_latest_materialization_event(AssetKey(["chicago", "model_endpoint"]))
     served_version = served.asset_materialization.metadata["model_version"].value
-    crippled = json.dumps({"n_estimators": 1, "num_leaves": 2, "learning_rate": 0.001,
-                           "history_keys": []})
+    crippled = json.dumps(
+        {"n_estimators": 1, "num_leaves": 2, "learning_rate": 0.001, "history_keys": []}
+    )
     script = (
         "import json, sys\n"
         "from dagster import DagsterInstance\n"
@@ -156,9 +182,12 @@ def test_a_model_failing_its_gates_is_never_promoted_or_served(pipeline_home):
         "raise_on_error=False)\n"
         "print(json.dumps({'success': r.success}))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"success": False}, proc.stderr[-3000:]
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"success": False}, proc.stderr[
+        -3000:
+    ]
     instance = _instance(env)
     # The crippled model was registered and its gates recorded as failed...
     latest = instance.get_latest_materialization_event(AssetKey(["chicago", "crime_model"]))
@@ -168,13 +197,16 @@ def test_a_model_failing_its_gates_is_never_promoted_or_served(pipeline_home):
     assert still.run_id == served.run_id
     url = f"http://127.0.0.1:{pipeline_home['port']}"
     request = urllib.request.Request(
-        f"{url}/invocations", data=b'[{"date": "2018-02-01T09:00:00"}]',
+        f"{url}/invocations",
+        data=b'[{"date": "2018-02-01T09:00:00"}]',
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert json.loads(response.read())["model_version"] == served_version
     production = json.loads(
-        (pipeline_home["home"] / "superdan" / "data" / "chicago" / "models" / "production.json").read_text()
+        (
+            pipeline_home["home"] / "superdan" / "data" / "chicago" / "models" / "production.json"
+        ).read_text()
     )
     assert production["version"] == served_version
 

@@ -38,7 +38,8 @@ def test_export_path_switches_the_default_source(monkeypatch, tmp_path):
     # Only the default city's: another city keeps its own feed.
     assert load_city("rochester").source.kind == "arcgis"
     assert {spec.name: spec.source.kind for spec in load_cities()} == {
-        "chicago": "csv", "rochester": "arcgis",
+        "chicago": "csv",
+        "rochester": "arcgis",
     }
 
 
@@ -87,10 +88,13 @@ def test_each_backend_has_its_own_typed_resource_with_env_values_as_env_vars(mon
     from superdan_assets.resources.factory import endpoint_resource
 
     assert isinstance(endpoint_resource(Settings.from_env(), "chicago"), LocalEndpointResource)
-    env = {"SUPERDAN_ENDPOINT_BACKEND": "sagemaker", "SUPERDAN_STORAGE": "s3",
-           "SUPERDAN_S3_BUCKET": "superdan-bucket",
-           "SUPERDAN_SAGEMAKER_IMAGE_URI": "1.dkr.ecr.us-east-1.amazonaws.com/superdan:1",
-           "SUPERDAN_SAGEMAKER_ROLE_ARN": "arn:aws:iam::1:role/sm"}
+    env = {
+        "SUPERDAN_ENDPOINT_BACKEND": "sagemaker",
+        "SUPERDAN_STORAGE": "s3",
+        "SUPERDAN_S3_BUCKET": "superdan-bucket",
+        "SUPERDAN_SAGEMAKER_IMAGE_URI": "1.dkr.ecr.us-east-1.amazonaws.com/superdan:1",
+        "SUPERDAN_SAGEMAKER_ROLE_ARN": "arn:aws:iam::1:role/sm",
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     resource = endpoint_resource(Settings.from_env(), "chicago")
@@ -114,4 +118,7 @@ def test_local_port_setting_applies_to_the_default_city_only(tmp_path):
     rochester = resource.build("rochester", spec_port=8081)
     assert (chicago.port, rochester.port) == (9000, 8081)
     # Each city's endpoint keeps its state apart.
-    assert (chicago.state_dir, rochester.state_dir) == (tmp_path / "chicago", tmp_path / "rochester")
+    assert (chicago.state_dir, rochester.state_dir) == (
+        tmp_path / "chicago",
+        tmp_path / "rochester",
+    )

@@ -40,15 +40,29 @@ def webserver(tmp_path):
     from superdan_assets_tests.serving.conftest import free_port
 
     port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-           "SUPERDAN_HOME": str(tmp_path / "superdan"), "SUPERDAN_CITIES": "rochester"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "SUPERDAN_HOME": str(tmp_path / "superdan"),
+        "SUPERDAN_CITIES": "rochester",
+    }
     # the instance scripts/ui.sh and superdan pipeline give it (batched SQLite event writes)
     ensure_embedded_home(tmp_path / "dagster_home")
     webserver_bin = os.path.join(os.path.dirname(sys.executable), "dagster-webserver")
     proc = subprocess.Popen(
-        [webserver_bin, "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-         "-p", str(port)],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            webserver_bin,
+            "-w",
+            str(REPO_ROOT / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
@@ -78,23 +92,30 @@ def test_ui_shows_assets_checks_schedule_and_sensors(webserver):
     assert location["name"] == "superdan"
     assert location["locationOrLoadError"]["__typename"] == "RepositoryLocation"
     nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
-    assets = ("raw_crimes", "crime_features", "crime_model", "model_endpoint", "drift_report",
-              "street_risk")
+    assets = (
+        "raw_crimes",
+        "crime_features",
+        "crime_model",
+        "model_endpoint",
+        "drift_report",
+        "street_risk",
+    )
     cities = ("chicago", "rochester")
     assert set(nodes) == {f"{city}/{asset}" for city in cities for asset in assets}
     for city in cities:
         # Everything of a city is grouped under its name.
         assert {nodes[f"{city}/{a}"]["groupName"] for a in assets} == {city}
-        assert all(nodes[f"{city}/{a}"]["hasAssetChecks"] for a in ("raw_crimes", "crime_features",
-                                                                    "crime_model", "drift_report",
-                                                                    "street_risk"))
+        assert all(
+            nodes[f"{city}/{a}"]["hasAssetChecks"]
+            for a in ("raw_crimes", "crime_features", "crime_model", "drift_report", "street_risk")
+        )
         assert nodes[f"{city}/raw_crimes"]["isPartitioned"]
         assert not nodes[f"{city}/crime_model"]["isPartitioned"]
     repo = data["repositoriesOrError"]["nodes"][0]
-    assert sorted((s["name"], s["executionTimezone"], s["scheduleState"]["status"])
-                  for s in repo["schedules"]) == [
+    assert sorted(
+        (s["name"], s["executionTimezone"], s["scheduleState"]["status"]) for s in repo["schedules"]
+    ) == [
         ("chicago__daily_schedule", "America/Chicago", "RUNNING"),
         ("rochester__daily_schedule", "America/New_York", "RUNNING"),
     ]
-    assert repo["sensors"] and all(s["sensorState"]["status"] == "RUNNING"
-                                   for s in repo["sensors"])
+    assert repo["sensors"] and all(s["sensorState"]["status"] == "RUNNING" for s in repo["sensors"])

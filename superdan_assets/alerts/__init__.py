@@ -55,4 +55,3 @@ __all__ = [
     "default_sinks",
     "default_state_dir",
 ]
-

@@ -143,8 +143,13 @@ def deliver_due(
             else:  # an unexpected error: its type only (its text might hold a secret)
                 message, retryable, after = f"unexpected {type(exc).__name__}", True, None
             updated = ledger.mark_failed(
-                delivery, message, retryable=retryable, now=now, schedule=schedule,
-                retry_after=after, rng=rng,
+                delivery,
+                message,
+                retryable=retryable,
+                now=now,
+                schedule=schedule,
+                retry_after=after,
+                rng=rng,
             )
             if updated.status is DeliveryStatus.DEAD:
                 _dead_letter(ledger.state_dir, updated, now, log)
@@ -157,8 +162,14 @@ def deliver_due(
                     f"{schedule.max_attempts} failed ({message}); retrying on a later tick"
                 )
             report.outcomes.append(
-                DeliveryOutcome(delivery.key, delivery.sink, outcome, updated.attempts, message,
-                                updated.next_attempt_at)
+                DeliveryOutcome(
+                    delivery.key,
+                    delivery.sink,
+                    outcome,
+                    updated.attempts,
+                    message,
+                    updated.next_attempt_at,
+                )
             )
             continue
         updated = ledger.mark_delivered(delivery, now)

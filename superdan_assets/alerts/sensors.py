@@ -160,8 +160,12 @@ def build_check_alert_sensors(
         where = state()
         ledger = DeliveryLedger(where)
         report, dead = retry_due(
-            sinks_factory(where, context.log), ledger, schedule, now=clock(),
-            logger=context.log, rng=rng,
+            sinks_factory(where, context.log),
+            ledger,
+            schedule,
+            now=clock(),
+            logger=context.log,
+            rng=rng,
         )
         if dead:
             raise AlertDeadLetterError(dead_letter_message(dead, where))

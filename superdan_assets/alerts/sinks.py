@@ -139,9 +139,7 @@ class WebhookSink:
                 text = f"timed out after {self.timeout:g} s"
             raise AlertSinkError(f"connection failed ({text})", retryable=True) from None
         except TimeoutError:
-            raise AlertSinkError(
-                f"timed out after {self.timeout:g} s", retryable=True
-            ) from None
+            raise AlertSinkError(f"timed out after {self.timeout:g} s", retryable=True) from None
         except OSError as exc:  # a reset while reading the answer
             raise AlertSinkError(
                 f"connection failed ({type(exc).__name__})", retryable=True

@@ -54,8 +54,13 @@ def build_crime_features(city: City):
             f"({burglary_share:.1%} burglary) over {len(context.partition_keys)} day(s)"
         )
         validation = validate_step(
-            city, "crime_features", rows, list(context.partition_keys), storage,
-            context.log.info, run_id=context.run.run_id,
+            city,
+            "crime_features",
+            rows,
+            list(context.partition_keys),
+            storage,
+            context.log.info,
+            run_id=context.run.run_id,
         )
         yield Output(
             validation.batch(rows),

@@ -65,8 +65,14 @@ def build_raw_crimes(city: City):
         # Validated before the IO manager replaces the stored days, so ids can be reconciled
         # with what was stored before this fetch.
         validation = validate_step(
-            city, "raw_crimes", frame, list(context.partition_keys), storage,
-            context.log.info, compare_with_stored=True, run_id=context.run.run_id,
+            city,
+            "raw_crimes",
+            frame,
+            list(context.partition_keys),
+            storage,
+            context.log.info,
+            compare_with_stored=True,
+            run_id=context.run.run_id,
         )
         yield Output(
             validation.batch(frame),

@@ -76,7 +76,9 @@ def _checks(report: dict | None, tolerance: float, key) -> list[AssetCheckResult
         note = {"note": "no deployed model yet: nothing to compare with"}
         return [
             AssetCheckResult(asset_key=key, check_name="no_data_drift", passed=True, metadata=note),
-            AssetCheckResult(asset_key=key, check_name="no_performance_collapse", passed=True, metadata=note),
+            AssetCheckResult(
+                asset_key=key, check_name="no_performance_collapse", passed=True, metadata=note
+            ),
         ]
     collapsed, text = performance_collapsed(report, tolerance)
     return [
@@ -113,10 +115,16 @@ def build_drift_report(city: City):
         ins={"crime_features": AssetIn(key=city.key("crime_features"))},
         deps=[city.key("model_endpoint")],
         check_specs=[
-            AssetCheckSpec("no_data_drift", asset=city.key("drift_report"),
-                           description="WARN when the day's verdict is WARN or ALERT"),
-            AssetCheckSpec("no_performance_collapse", asset=city.key("drift_report"),
-                           description="ERROR when realised PR-AUC is clearly below the reference"),
+            AssetCheckSpec(
+                "no_data_drift",
+                asset=city.key("drift_report"),
+                description="WARN when the day's verdict is WARN or ALERT",
+            ),
+            AssetCheckSpec(
+                "no_performance_collapse",
+                asset=city.key("drift_report"),
+                description="ERROR when realised PR-AUC is clearly below the reference",
+            ),
         ],
         kinds={"pandas", "scipy"},
         group_name=city.group,
@@ -174,11 +182,14 @@ def build_drift_report(city: City):
             report["model_version"] = version
             # The day's own check outcome, for the retraining sensor (superdan_assets/retraining.py).
             collapsed, detail = performance_collapsed(report, config.performance_tolerance)
-            report["checks"] = {"no_performance_collapse": {
-                "passed": not collapsed, "detail": detail,
-                "evaluated": bool((report.get("performance") or {}).get("evaluated")),
-                "tolerance": config.performance_tolerance,
-            }}
+            report["checks"] = {
+                "no_performance_collapse": {
+                    "passed": not collapsed,
+                    "detail": detail,
+                    "evaluated": bool((report.get("performance") or {}).get("evaluated")),
+                    "tolerance": config.performance_tolerance,
+                }
+            }
             blobs.write_bytes(f"{REPORTS_PREFIX}/{key}.json", json.dumps(report).encode())
             reports.append((key, report))
             context.log.info(f"{key}: {report['verdict']} {'; '.join(report['reasons'])}")
@@ -205,7 +216,8 @@ def build_drift_report(city: City):
             ),
             **{
                 f"realised_{m}": float(v["value"])
-                for m, v in metrics.items() if v.get("value") is not None
+                for m, v in metrics.items()
+                if v.get("value") is not None
             },
             "by_district": MetadataValue.md(_district_table(last.get("by_district") or [])),
         }
@@ -240,12 +252,14 @@ def _district_table(rows: list[dict]) -> str:
     flat = []
     for r in rows:
         metrics = r.get("metrics") or {}
-        flat.append({
-            "district": r.get("district"),
-            "rows": r.get("rows"),
-            "burglary_share": r.get("burglary_share"),
-            "mean_p_burglary": r.get("mean_p_burglary"),
-            "pr_auc": (metrics.get("pr_auc") or {}).get("value"),
-            "roc_auc": (metrics.get("roc_auc") or {}).get("value"),
-        })
+        flat.append(
+            {
+                "district": r.get("district"),
+                "rows": r.get("rows"),
+                "burglary_share": r.get("burglary_share"),
+                "mean_p_burglary": r.get("mean_p_burglary"),
+                "pr_auc": (metrics.get("pr_auc") or {}).get("value"),
+                "roc_auc": (metrics.get("roc_auc") or {}).get("value"),
+            }
+        )
     return markdown_table(pd.DataFrame(flat), max_rows=30)

@@ -150,8 +150,11 @@ def validate_step(
     profile = load_profile(storage, city, asset)
     spec = city.spec
     bounds = spec.bounds.as_dict() if spec.bounds else None
-    learnt = {"profile": profile if not profile.empty else None, "bounds": bounds,
-              "timezone": spec.timezone}
+    learnt = {
+        "profile": profile if not profile.empty else None,
+        "bounds": bounds,
+        "timezone": spec.timezone,
+    }
     keys = sorted(partition_keys)
     days = frame["date"].dt.strftime("%Y-%m-%d") if len(frame) else pd.Series([], dtype=str)
     cache: dict[str, PartitionStats | None] = {}
@@ -169,9 +172,14 @@ def validate_step(
             previous = store.read(asset, key)
         current = {k: day_frame(k) for k in keys} if len(keys) <= PER_DAY_LIMIT else {}
         return validate_partition(
-            asset, day_frame(key), start, end,
-            history_before(store, asset, key, current, cache), docs,
-            previous=previous, **learnt,
+            asset,
+            day_frame(key),
+            start,
+            end,
+            history_before(store, asset, key, current, cache),
+            docs,
+            previous=previous,
+            **learnt,
         )
 
     if len(keys) > PER_DAY_LIMIT:
@@ -190,8 +198,14 @@ def validate_step(
         failed = [e.name for e in outcome.expectations if not e.success]
         if failed:
             log(f"{asset} {outcome.partition_key}: failed expectations {failed}")
-    decisions = decide_days(frame, keys, outcomes, revalidator(validate_day, day_frame,
-                            lambda k: compare_with_stored and store.exists(asset, k)))
+    decisions = decide_days(
+        frame,
+        keys,
+        outcomes,
+        revalidator(
+            validate_day, day_frame, lambda k: compare_with_stored and store.exists(asset, k)
+        ),
+    )
     for day, decision in decisions.items():
         if not decision.passed:
             uri = store.quarantine(asset, day, day_frame(day), decision.reasons, run_id)

@@ -45,7 +45,8 @@ class CrimeModelConfig(Config):
         default=None, description="First day of the window (default: first stored day)"
     )
     train_end: str | None = Field(
-        default=None, description="Last day of the window, holdout included (default: last stored day)"
+        default=None,
+        description="Last day of the window, holdout included (default: last stored day)",
     )
     holdout_days: int = Field(
         default=90, description="Days at the end of the window held out for evaluation"
@@ -142,8 +143,10 @@ def _gate_check(result: GateResult) -> AssetCheckResult:
         passed=result.passed,
         severity=AssetCheckSeverity.ERROR,
         description=result.summary,
-        metadata={"summary": result.summary, **{k: v for k, v in result.details.items()
-                                                  if v is not None}},
+        metadata={
+            "summary": result.summary,
+            **{k: v for k, v in result.details.items() if v is not None},
+        },
     )
 
 
@@ -155,11 +158,15 @@ def build_crime_model(city: City):
         deps=[city.key("crime_features")],
         check_specs=[
             AssetCheckSpec(
-                "beats_baselines", asset=city.key("crime_model"), blocking=True,
+                "beats_baselines",
+                asset=city.key("crime_model"),
+                blocking=True,
                 description="PR-AUC above the class prior and the original project's protocol",
             ),
             AssetCheckSpec(
-                "no_regression_vs_production", asset=city.key("crime_model"), blocking=True,
+                "no_regression_vs_production",
+                asset=city.key("crime_model"),
+                blocking=True,
                 description="PR-AUC not below the production model's on the same held-out "
                 "period by more than the configured margin",
             ),
@@ -185,10 +192,13 @@ def build_crime_model(city: City):
         # them was quarantined instead of written (checks/decide.py), so none is read here.
         train_days, test_days = training_window(
             partitions.list_partitions("crime_features"),
-            config.train_start, config.train_end, config.holdout_days,
+            config.train_start,
+            config.train_end,
+            config.holdout_days,
         )
         quarantined = [
-            d for d in partitions.quarantined("crime_features")
+            d
+            for d in partitions.quarantined("crime_features")
             if train_days[0] <= d <= test_days[-1] and d not in set(train_days + test_days)
         ]
         if quarantined:
@@ -204,13 +214,19 @@ def build_crime_model(city: City):
         test = partitions.read_many("crime_features", test_days)
         params = json.loads(config.hyperparameters or "{}")
         if not isinstance(params, dict):
-            raise ValueError("hyperparameters must be a JSON object, e.g. {\"learning_rate\": 0.05}")
+            raise ValueError('hyperparameters must be a JSON object, e.g. {"learning_rate": 0.05}')
         params, selection = city_model_params(city.spec, params)
         context.log.info(f"model settings: {selection}")
 
         result = train_and_evaluate(
-            train, test, city=city.name, params=params, min_recall=config.min_recall, seed=config.seed,
-            progress=context.log.info, threshold_days=config.threshold_days,
+            train,
+            test,
+            city=city.name,
+            params=params,
+            min_recall=config.min_recall,
+            seed=config.seed,
+            progress=context.log.info,
+            threshold_days=config.threshold_days,
             recall_margin=config.recall_margin,
         )
         manifest = result.manifest
@@ -245,13 +261,17 @@ def build_crime_model(city: City):
                 },
             ),
             no_regression_gate(
-                model_metrics["pr_auc"], production_pr_auc, production_version,
+                model_metrics["pr_auc"],
+                production_pr_auc,
+                production_version,
                 config.production_margin,
             ),
         ]
         registry.blobs.write_bytes(
             f"models/{version}/{GATES_FILE}",
-            json.dumps({g.name: {"passed": g.passed, "summary": g.summary} for g in gates}).encode(),
+            json.dumps(
+                {g.name: {"passed": g.passed, "summary": g.summary} for g in gates}
+            ).encode(),
         )
 
         figures = {
@@ -261,9 +281,15 @@ def build_crime_model(city: City):
         }
         tracked = tracker.log_training(
             name=f"crime-model-{city.name}-{version}",
-            config={"city": city.name, "version": version, "train_days": [train_days[0], train_days[-1]],
-                    "test_days": [test_days[0], test_days[-1]], "params": manifest.get("params"),
-                    "min_recall": config.min_recall, "seed": config.seed},
+            config={
+                "city": city.name,
+                "version": version,
+                "train_days": [train_days[0], train_days[-1]],
+                "test_days": [test_days[0], test_days[-1]],
+                "params": manifest.get("params"),
+                "min_recall": config.min_recall,
+                "seed": config.seed,
+            },
             metrics=manifest["metrics"],
             plots=figures,
             artifact_dir=staging,
@@ -302,13 +328,17 @@ def build_crime_model(city: City):
                 "expected_calibration_error": _number(
                     (model_metrics.get("calibration") or {}).get("expected_calibration_error")
                 ),
-                "confusion_matrix": MetadataValue.json(model_metrics["at_threshold"]["confusion_matrix"]),
+                "confusion_matrix": MetadataValue.json(
+                    model_metrics["at_threshold"]["confusion_matrix"]
+                ),
                 "fit_seconds": round(float(result.timings.get("fit_seconds", 0.0)), 1),
                 **{
                     f"{name}_pr_auc": _number(m.get("pr_auc"))
                     for name, m in manifest["metrics"]["baselines"].items()
                 },
-                "pr_curve": MetadataValue.md(plots.png_to_markdown(figures["pr_curve"], "PR curve")),
+                "pr_curve": MetadataValue.md(
+                    plots.png_to_markdown(figures["pr_curve"], "PR curve")
+                ),
                 "calibration": MetadataValue.md(
                     plots.png_to_markdown(figures["calibration"], "calibration")
                 ),

@@ -34,8 +34,12 @@ class DayDecision:
     reasons: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"day": self.day, "rows": self.rows, "passed": self.passed,
-                "reasons": list(self.reasons)}
+        return {
+            "day": self.day,
+            "rows": self.rows,
+            "passed": self.passed,
+            "reasons": list(self.reasons),
+        }
 
 
 def _day_keys(frame: pd.DataFrame) -> pd.Series:
@@ -62,7 +66,10 @@ def _days_of_rows(frame: pd.DataFrame, days: pd.Series, rows: Sequence) -> set[s
 
 
 def _days_breaking(
-    frame: pd.DataFrame, days: pd.Series, rows: Sequence, column: str | None,
+    frame: pd.DataFrame,
+    days: pd.Series,
+    rows: Sequence,
+    column: str | None,
     mostly: float | None,
 ) -> set[str]:
     """Days whose own share of offending ``rows`` breaks the tolerance ``mostly`` (any row

@@ -32,7 +32,8 @@ def beats_baselines_gate(
     if not baseline_pr_aucs:
         raise ValueError("no baselines were evaluated; cannot judge the model")
     losing = {
-        name: value for name, value in baseline_pr_aucs.items()
+        name: value
+        for name, value in baseline_pr_aucs.items()
         if not model_pr_auc > value + min_lift
     }
     best_name = max(baseline_pr_aucs, key=baseline_pr_aucs.get)

@@ -21,7 +21,12 @@ import pandas as pd
 #: Category columns whose values are learnt, per asset.
 CATEGORY_COLUMNS: dict[str, tuple[str, ...]] = {
     "raw_crimes": (
-        "primary_type", "location_description", "district", "beat", "ward", "community_area",
+        "primary_type",
+        "location_description",
+        "district",
+        "beat",
+        "ward",
+        "community_area",
     ),
     "crime_features": ("location_description", "district", "beat", "ward", "community_area"),
 }
@@ -71,7 +76,9 @@ class Histogram:
         bins = np.array(sorted(self.counts))
         cum = np.cumsum([self.counts[b] for b in bins]) / self.total
         lo = float(bins[np.searchsorted(cum, BOX_QUANTILES[0])]) * self.width
-        hi = float(bins[min(np.searchsorted(cum, BOX_QUANTILES[1]), len(bins) - 1)] + 1) * self.width
+        hi = (
+            float(bins[min(np.searchsorted(cum, BOX_QUANTILES[1]), len(bins) - 1)] + 1) * self.width
+        )
         pad = max(hi - lo, self.width) * BOX_MARGIN
         return (lo - pad, hi + pad)
 
@@ -128,26 +135,35 @@ class CityProfile:
         return self
 
     def to_json(self) -> bytes:
-        return json.dumps({
-            "city": self.city, "asset": self.asset, "days": self.days,
-            "first_day": self.first_day, "last_day": self.last_day,
-            "categories": self.categories,
-            "histograms": {
-                c: {"width": h.width, "counts": {str(k): v for k, v in h.counts.items()}}
-                for c, h in self.histograms.items()
-            },
-        }).encode()
+        return json.dumps(
+            {
+                "city": self.city,
+                "asset": self.asset,
+                "days": self.days,
+                "first_day": self.first_day,
+                "last_day": self.last_day,
+                "categories": self.categories,
+                "histograms": {
+                    c: {"width": h.width, "counts": {str(k): v for k, v in h.counts.items()}}
+                    for c, h in self.histograms.items()
+                },
+            }
+        ).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> CityProfile:
         doc = json.loads(data)
         return cls(
-            city=doc["city"], asset=doc["asset"], days=int(doc["days"]),
-            first_day=doc.get("first_day"), last_day=doc.get("last_day"),
+            city=doc["city"],
+            asset=doc["asset"],
+            days=int(doc["days"]),
+            first_day=doc.get("first_day"),
+            last_day=doc.get("last_day"),
             categories={c: dict(v) for c, v in doc.get("categories", {}).items()},
             histograms={
-                c: Histogram(width=float(h["width"]),
-                             counts={int(k): int(v) for k, v in h["counts"].items()})
+                c: Histogram(
+                    width=float(h["width"]), counts={int(k): int(v) for k, v in h["counts"].items()}
+                )
                 for c, h in doc.get("histograms", {}).items()
             },
         )

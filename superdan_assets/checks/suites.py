@@ -69,6 +69,8 @@ def known_param(column: str) -> str:
 
 def box_params(column: str) -> tuple[str, str]:
     return f"{column}_min", f"{column}_max"
+
+
 NEEDS_SHARE_HISTORY = "share_history"
 NEEDS_PREVIOUS = "previous"
 

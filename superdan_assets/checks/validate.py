@@ -78,8 +78,16 @@ def validate_raw_crimes(
     (wins over the profile's); ``timezone``: the city's, for tz-aware partition bounds.
     """
     return validate_partition(
-        RAW_CRIMES, frame, partition_start, partition_end, history, docs_dir, previous=previous,
-        profile=profile, bounds=bounds, timezone=timezone,
+        RAW_CRIMES,
+        frame,
+        partition_start,
+        partition_end,
+        history,
+        docs_dir,
+        previous=previous,
+        profile=profile,
+        bounds=bounds,
+        timezone=timezone,
     )
 
 
@@ -100,8 +108,15 @@ def validate_crime_features(
     partitions does) for the learnt burglary-share bounds.
     """
     return validate_partition(
-        CRIME_FEATURES, frame, partition_start, partition_end, history, docs_dir,
-        profile=profile, bounds=bounds, timezone=timezone,
+        CRIME_FEATURES,
+        frame,
+        partition_start,
+        partition_end,
+        history,
+        docs_dir,
+        profile=profile,
+        bounds=bounds,
+        timezone=timezone,
     )
 
 
@@ -233,7 +248,7 @@ def _learnt_parameters(
     sources: dict[str, str] = {}
     for need in sorted({s.needs for s in specs if s.needs}):
         if need.startswith(NEEDS_KNOWN_PREFIX):
-            column = need[len(NEEDS_KNOWN_PREFIX):]
+            column = need[len(NEEDS_KNOWN_PREFIX) :]
             known = profile.known_values(column) if profile else None
             if known is None:
                 present = frame[column].dropna().astype(str).unique() if column in frame else []
@@ -242,7 +257,7 @@ def _learnt_parameters(
             else:
                 params[known_param(column)] = known
         elif need.startswith(NEEDS_BOX_PREFIX):
-            column = need[len(NEEDS_BOX_PREFIX):]
+            column = need[len(NEEDS_BOX_PREFIX) :]
             lo_name, hi_name = box_params(column)
             box, origin = bounds.get(column), "the city spec's [bounds]"
             if box is None and profile is not None:

@@ -45,12 +45,15 @@ class CheckReport:
 
     def text(self) -> str:
         lines = [f"city {self.city} ({self.source}), {self.sample_rows} sample rows"]
-        lines.append("columns found: " + ", ".join(
-            f"{f}={c!r}" for f, c in self.columns_found.items()))
+        lines.append(
+            "columns found: " + ", ".join(f"{f}={c!r}" for f, c in self.columns_found.items())
+        )
         if self.columns_missing:
             lines.append(f"columns MISSING: {', '.join(self.columns_missing)}")
-        lines.append(f"dates parsed: {self.date_parse_share:.1%}"
-                     + (f", {self.date_range[0]} .. {self.date_range[1]}" if self.date_range else ""))
+        lines.append(
+            f"dates parsed: {self.date_parse_share:.1%}"
+            + (f", {self.date_range[0]} .. {self.date_range[1]}" if self.date_range else "")
+        )
         for cls in ("burglary", "theft", "other"):
             values = self.label_values.get(cls, {})
             shown = ", ".join(f"{v!r}: {n}" for v, n in list(values.items())[:12])
@@ -60,8 +63,9 @@ class CheckReport:
         if self.coordinates_share is not None:
             lines.append(f"rows with coordinates: {self.coordinates_share:.1%}")
         if self.rows_per_day:
-            lines.append("rows per day: " + ", ".join(
-                f"{k} {v:g}" for k, v in self.rows_per_day.items()))
+            lines.append(
+                "rows per day: " + ", ".join(f"{k} {v:g}" for k, v in self.rows_per_day.items())
+            )
         lines += [f"PROBLEM: {p}" for p in self.problems]
         lines.append("OK" if self.ok else "NOT OK")
         return "\n".join(lines)
@@ -75,28 +79,44 @@ def sample_source_rows(spec: CitySpec, n: int) -> pd.DataFrame:
 
         files = list_export_files(spec.resolve_path(spec.source.path), spec.source.exclude_files)
         per_file = max(1, n // len(files))
-        frames = [pd.read_csv(f, dtype=str, nrows=per_file, keep_default_na=False,
-                              na_values=[""]) for f in files]
+        frames = [
+            pd.read_csv(f, dtype=str, nrows=per_file, keep_default_na=False, na_values=[""])
+            for f in files
+        ]
         return pd.concat(frames, ignore_index=True).head(n)
     from superdan_assets.sources.http import retrying_client
 
-    client = retrying_client(spec.source.max_attempts, spec.source.timeout_seconds,
-                             spec.source.backoff_seconds, 30.0)
+    client = retrying_client(
+        spec.source.max_attempts, spec.source.timeout_seconds, spec.source.backoff_seconds, 30.0
+    )
     if kind == "soda":
         mapper = SpecMapper(spec)
         records = client.get_json(
-            spec.source.url, {"$limit": n, "$order": f"{mapper.date_column} DESC"},
+            spec.source.url,
+            {"$limit": n, "$order": f"{mapper.date_column} DESC"},
             what="SODA sample",
         )
         return pd.DataFrame.from_records(records)
     payload = client.get_json(
         spec.source.url,
-        {"where": "1=1", "outFields": "*", "returnGeometry": "true", "outSR": 4326,
-         "resultRecordCount": min(n, 2000), "f": "json"},
+        {
+            "where": "1=1",
+            "outFields": "*",
+            "returnGeometry": "true",
+            "outSR": 4326,
+            "resultRecordCount": min(n, 2000),
+            "f": "json",
+        },
         what="ArcGIS sample",
     )
-    rows = [{**(f.get("attributes") or {}), "x": (f.get("geometry") or {}).get("x"),
-             "y": (f.get("geometry") or {}).get("y")} for f in payload.get("features") or []]
+    rows = [
+        {
+            **(f.get("attributes") or {}),
+            "x": (f.get("geometry") or {}).get("x"),
+            "y": (f.get("geometry") or {}).get("y"),
+        }
+        for f in payload.get("features") or []
+    ]
     return pd.DataFrame.from_records(rows)
 
 
@@ -124,9 +144,14 @@ def check_spec(spec: CitySpec, sample: pd.DataFrame) -> CheckReport:
         parsed_all = []
         for i in sample.index:
             try:
-                value = parse_dates(sample.loc[[i], date_col], spec.date.formats,
-                                    spec.date.timezone, spec.timezone, column=date_col,
-                                    where="sample")
+                value = parse_dates(
+                    sample.loc[[i], date_col],
+                    spec.date.formats,
+                    spec.date.timezone,
+                    spec.timezone,
+                    column=date_col,
+                    where="sample",
+                )
                 ok[i] = value.notna().all()
                 parsed_all.append(value)
             except SchemaError:
@@ -138,8 +163,10 @@ def check_spec(spec: CitySpec, sample: pd.DataFrame) -> CheckReport:
                 report.date_range = (str(dates.min()), str(dates.max()))
                 per_day = dates.dt.normalize().value_counts()
                 report.rows_per_day = {
-                    "days": float(len(per_day)), "median": float(per_day.median()),
-                    "min": float(per_day.min()), "max": float(per_day.max()),
+                    "days": float(len(per_day)),
+                    "median": float(per_day.median()),
+                    "min": float(per_day.min()),
+                    "max": float(per_day.max()),
                 }
         if report.date_parse_share < 0.99:
             report.problems.append(
@@ -154,8 +181,11 @@ def check_spec(spec: CitySpec, sample: pd.DataFrame) -> CheckReport:
             if src and norm.get(normalise_header(src)) in sample.columns:
                 frame[fld] = sample[norm[normalise_header(src)]].astype("string")
         labels = incident_labels(frame, LabelRule.from_spec(spec))
-        for cls, mask in (("burglary", labels == 1), ("theft", labels == 0),
-                          ("other", labels.isna())):
+        for cls, mask in (
+            ("burglary", labels == 1),
+            ("theft", labels == 0),
+            ("other", labels.isna()),
+        ):
             counts = values[mask.fillna(False).astype(bool)].value_counts()
             report.label_values[cls] = {str(k): int(v) for k, v in counts.items()}
         words = list(spec.labels.burglary_words) + list(spec.labels.theft_words)
@@ -164,13 +194,15 @@ def check_spec(spec: CitySpec, sample: pd.DataFrame) -> CheckReport:
             contains = [w for w in words if w in folded]
             close = difflib.get_close_matches(folded, words, n=1, cutoff=0.8)
             if contains or close:
-                hint = (f"contains {contains[0]!r}" if contains else f"is close to {close[0]!r}")
+                hint = f"contains {contains[0]!r}" if contains else f"is close to {close[0]!r}"
                 report.near_misses[value] = (
                     f"{hint} but is not a label value (labels match whole values; add it to "
                     "[labels] if it belongs)"
                 )
         if not report.label_values.get("burglary") or not report.label_values.get("theft"):
-            report.problems.append("the sample has no burglary or no theft rows by the spec's labels")
+            report.problems.append(
+                "the sample has no burglary or no theft rows by the spec's labels"
+            )
     lat = mapper.columns.get("latitude")
     if lat and norm.get(normalise_header(lat)) in sample.columns:
         numbers = pd.to_numeric(sample[norm[normalise_header(lat)]], errors="coerce")

@@ -82,15 +82,19 @@ def parse_dates(
                 has_offset = chunk.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).fillna(False)
                 naive = got.notna() & ~has_offset.astype(bool)
                 if naive.any():
-                    local = got[naive].dt.tz_localize(None).dt.tz_localize(
-                        city_timezone, ambiguous="NaT", nonexistent="shift_forward"
+                    local = (
+                        got[naive]
+                        .dt.tz_localize(None)
+                        .dt.tz_localize(city_timezone, ambiguous="NaT", nonexistent="shift_forward")
                     )
                     # An ambiguous fall-back hour has no UTC reading: keep its wall clock by
                     # taking the first one.
                     amb = local.isna()
                     if amb.any():
                         local[amb] = (
-                            got[naive][amb].dt.tz_localize(None).dt.tz_localize(
+                            got[naive][amb]
+                            .dt.tz_localize(None)
+                            .dt.tz_localize(
                                 city_timezone, ambiguous=True, nonexistent="shift_forward"
                             )
                         )
@@ -172,10 +176,14 @@ class SpecMapper:
                 found[field] = source
             elif normalise_header(source) in by_norm:
                 found[field] = by_norm[normalise_header(source)]
-        needed = self.columns if required is None else {f: self.columns[f] for f in required
-                                                         if f in self.columns}
-        missing = [f"{source!r} (for {field})" for field, source in needed.items()
-                   if field not in found]
+        needed = (
+            self.columns
+            if required is None
+            else {f: self.columns[f] for f in required if f in self.columns}
+        )
+        missing = [
+            f"{source!r} (for {field})" for field, source in needed.items() if field not in found
+        ]
         if missing:
             raise SchemaError(
                 f"{where}: column(s) named in the city spec are missing from the data: "
@@ -190,9 +198,7 @@ class SpecMapper:
             fields.insert(0, "id")
         return tuple(fields)
 
-    def to_canonical(
-        self, frame: pd.DataFrame, *, where: str, strict: bool = True
-    ) -> pd.DataFrame:
+    def to_canonical(self, frame: pd.DataFrame, *, where: str, strict: bool = True) -> pd.DataFrame:
         """``frame`` (source columns) as a canonical frame of this city.
 
         ``strict``: every column named in the spec must be present (files: a header that lacks
@@ -210,8 +216,12 @@ class SpecMapper:
         for field in ("date", "updated_on"):
             if field in mapped.columns:
                 mapped[field] = parse_dates(
-                    mapped[field], spec.date.formats, spec.date.timezone, spec.timezone,
-                    column=found[field], where=where,
+                    mapped[field],
+                    spec.date.formats,
+                    spec.date.timezone,
+                    spec.timezone,
+                    column=found[field],
+                    where=where,
                 )
         if "id" in mapped.columns:
             ids = mapped["id"].astype("string").str.strip()
@@ -225,5 +235,8 @@ class SpecMapper:
             )
             mapped["id"] = derived_ids(content)
         return to_canonical(
-            mapped, spec.name, source=where, code_widths=spec.codes.widths,
+            mapped,
+            spec.name,
+            source=where,
+            code_widths=spec.codes.widths,
         )

@@ -91,7 +91,9 @@ class CitySection(_Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA timezone (e.g. 'America/Chicago')") from None
+            raise ValueError(
+                f"{value!r} is not an IANA timezone (e.g. 'America/Chicago')"
+            ) from None
         return value
 
 
@@ -302,8 +304,10 @@ def _describe(where: str, exc: ValidationError) -> str:
         elif error["type"] == "missing":
             message = "required key is missing"
         problems.append(f"  {key}: {message}")
-    return f"city spec {where}: " + ("\n" if len(problems) > 1 else "") + "\n".join(problems).strip(
-        " " if len(problems) == 1 else ""
+    return (
+        f"city spec {where}: "
+        + ("\n" if len(problems) > 1 else "")
+        + "\n".join(problems).strip(" " if len(problems) == 1 else "")
     )
 
 

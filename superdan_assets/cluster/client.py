@@ -119,7 +119,5 @@ def wait_for_backfill(instance, backfill_id: str, timeout: float, poll: float = 
         if status in TERMINAL_BACKFILL_STATUSES:
             return backfill
         if time.monotonic() >= deadline:
-            raise TimeoutError(
-                f"backfill {backfill_id} still {status} after {timeout:g} s"
-            )
+            raise TimeoutError(f"backfill {backfill_id} still {status} after {timeout:g} s")
         time.sleep(poll)

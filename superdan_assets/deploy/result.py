@@ -14,6 +14,7 @@ from typing import Any
 #: otherwise (one place: the settings, the resource and the backend read it from here).
 DEFAULT_SAGEMAKER_INSTANCE_TYPE = "ml.m5.large"
 
+
 class DeploymentError(RuntimeError):
     """A deployment did not happen; the message says why and what is still serving."""
 

@@ -117,7 +117,9 @@ def save_model(pipeline: Any, manifest: dict[str, Any], directory: str | os.Path
             size_bytes=model_path.stat().st_size,
         )
         full.setdefault("library_versions", library_versions())
-        (staging / MANIFEST_FILE).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
+        (staging / MANIFEST_FILE).write_text(
+            json.dumps(full, indent=2, sort_keys=True, default=str)
+        )
         if in_place:
             # The manifest last: until it is replaced, the old manifest's sha256 no longer
             # matches the new model file, so a reader in between is refused, never misled.

@@ -222,8 +222,11 @@ def evaluate(
         # Always at recall 0.6, whatever ``min_recall`` is, so the name never lies (it used to
         # follow ``min_recall``, and readers of the 0.6 key got nothing -> NaN).
         "precision_at_recall_0_6": (
-            curve_at_policy if min_recall == DEFAULT_MIN_RECALL
-            else precision_at_recall(y, p, DEFAULT_MIN_RECALL) if both else None
+            curve_at_policy
+            if min_recall == DEFAULT_MIN_RECALL
+            else precision_at_recall(y, p, DEFAULT_MIN_RECALL)
+            if both
+            else None
         ),
         "log_loss": log_loss(y, p),
         "brier": brier_score(y, p),

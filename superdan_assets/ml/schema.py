@@ -170,9 +170,9 @@ def to_canonical(
             out[column] = pd.Series([city] * n, index=index, dtype=STRING)
             continue
         if column not in src.columns:
-            out[column] = pd.Series(
-                [pd.NA if dtype != FLOAT else np.nan] * n, index=index
-            ).astype(dtype if dtype != TIMESTAMP else TIMESTAMP)
+            out[column] = pd.Series([pd.NA if dtype != FLOAT else np.nan] * n, index=index).astype(
+                dtype if dtype != TIMESTAMP else TIMESTAMP
+            )
             continue
         values = src[column]
         if dtype == TIMESTAMP:

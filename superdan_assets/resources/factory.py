@@ -51,11 +51,13 @@ def endpoint_resource(settings: Settings, default_city: str) -> EndpointResource
             default_city=default_city,
         )
     missing = [
-        name for name, value in (
+        name
+        for name, value in (
             ("SUPERDAN_S3_BUCKET", settings.s3_bucket),
             ("SUPERDAN_SAGEMAKER_IMAGE_URI", settings.sagemaker_image_uri),
             ("SUPERDAN_SAGEMAKER_ROLE_ARN", settings.sagemaker_role_arn),
-        ) if not value
+        )
+        if not value
     ]
     if missing:
         raise ValueError(f"the SageMaker endpoint backend needs {', '.join(missing)}")

@@ -240,7 +240,9 @@ class InferenceApp:
         payload = responses.predictions_json(model.version, probabilities, model.threshold)
         return 200, payload, list(_JSON_HEADERS)
 
-    async def _risk(self, scope: Scope, receive: Receive) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    async def _risk(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         """``GET /risk`` (top places) and ``POST /risk`` (points); see ``serving/risk.py``."""
         request_headers = _headers(scope)
         if protocol.response_format(request_headers.get("accept")) != protocol.JSON:
@@ -252,7 +254,9 @@ class InferenceApp:
                 raise ClientError(415, "POST /risk takes application/json")
             body = await self._read_body(request_headers, receive)
         if self.risk is None:
-            raise _Answer(503, responses.error_json(503, self._risk_unavailable), list(_JSON_HEADERS))
+            raise _Answer(
+                503, responses.error_json(503, self._risk_unavailable), list(_JSON_HEADERS)
+            )
         if scope["method"] == "POST":
             document = await asyncio.to_thread(self.risk.points, body)
         else:

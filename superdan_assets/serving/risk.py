@@ -113,7 +113,8 @@ class RiskService:
             raise ClientError(400, f"date {date[:40]!r} is not a YYYY-MM-DD day")
         if date not in available:
             raise ClientError(
-                404, f"no street-risk forecast for {date}; available {available[0]}..{available[-1]}"
+                404,
+                f"no street-risk forecast for {date}; available {available[0]}..{available[-1]}",
             )
         with self._lock:
             if date in self._cache:
@@ -243,8 +244,10 @@ def load_risk_service(model_dir: str | os.PathLike | None) -> tuple[RiskService 
     verification (logged): the classifier keeps serving either way.
     """
     configured = os.environ.get(RISK_DIR_ENV)
-    directory = Path(configured) if configured else (
-        Path(model_dir) / RISK_SUBDIR if model_dir is not None else None
+    directory = (
+        Path(configured)
+        if configured
+        else (Path(model_dir) / RISK_SUBDIR if model_dir is not None else None)
     )
     if directory is None or not directory.is_dir():
         where = f" ({directory})" if directory is not None else ""
@@ -263,7 +266,9 @@ def answer_json(document: dict[str, Any]) -> bytes:
 # -- request parsing ------------------------------------------------------------------
 def _query(query_string: bytes) -> dict[str, str]:
     try:
-        parsed = parse_qs(query_string.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        parsed = parse_qs(
+            query_string.decode("utf-8"), keep_blank_values=True, strict_parsing=False
+        )
     except UnicodeDecodeError:
         raise ClientError(400, "query string is not UTF-8") from None
     allowed = {"date", "type", "top"}
@@ -327,11 +332,15 @@ def _coordinates(points: list) -> tuple[np.ndarray, np.ndarray]:
             try:
                 number = float(value)
             except ValueError:
-                details.append({"row": row, "field": field, "message": f"{str(value)[:40]!r} is not a number"})
+                details.append(
+                    {"row": row, "field": field, "message": f"{str(value)[:40]!r} is not a number"}
+                )
                 continue
             bound = 90.0 if field == "latitude" else 180.0
             if not math.isfinite(number) or abs(number) > bound:
-                details.append({"row": row, "field": field, "message": f"must be within +-{bound:g}"})
+                details.append(
+                    {"row": row, "field": field, "message": f"must be within +-{bound:g}"}
+                )
                 continue
             target[row] = number
     if details:

@@ -100,9 +100,7 @@ def features_to_canonical(
 # -- querying --------------------------------------------------------------------------------
 
 
-def utc_range(
-    start: pd.Timestamp, end: pd.Timestamp, tz: str
-) -> tuple[pd.Timestamp, pd.Timestamp]:
+def utc_range(start: pd.Timestamp, end: pd.Timestamp, tz: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The naive UTC range covering local ``[start, end)``, widened at ambiguous boundaries."""
     utc_start = start.tz_localize(tz, ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
     utc_end = end.tz_localize(tz, ambiguous=False, nonexistent="shift_forward").tz_convert("UTC")

@@ -67,9 +67,7 @@ def list_export_files(path: str | os.PathLike, exclude: tuple[str, ...] = ()) ->
         )
     if p.is_file():
         return [p]
-    files = sorted(
-        f for f in p.iterdir() if f.is_file() and f.name.endswith((".csv", ".csv.gz"))
-    )
+    files = sorted(f for f in p.iterdir() if f.is_file() and f.name.endswith((".csv", ".csv.gz")))
     files = [f for f in files if not f.name.startswith(tuple(exclude))]
     if not files:
         raise SourceError(f"no .csv or .csv.gz files in folder {str(p)!r}")
@@ -238,9 +236,7 @@ class CsvSource:
                 del frame, parsed
             elif self.cache_dir:
                 data, _ = self._cache_paths(key, path)
-                part = pd.read_parquet(
-                    data, filters=[("date", ">=", start), ("date", "<", end)]
-                )
+                part = pd.read_parquet(data, filters=[("date", ">=", start), ("date", "<", end)])
             else:
                 frame = self._load(path, key, progress)
                 part = frame[(frame["date"] >= start) & (frame["date"] < end)]

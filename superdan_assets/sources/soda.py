@@ -167,9 +167,7 @@ class SodaSource(SpecFeed):
     ):
         spec = spec or _chicago()
         self._configure(spec, url, page_size, max_attempts, timeout, backoff, max_delay, client)
-        self.app_token_env = (
-            app_token_env or spec.source.app_token_env or "SUPERDAN_SODA_APP_TOKEN"
-        )
+        self.app_token_env = app_token_env or spec.source.app_token_env or "SUPERDAN_SODA_APP_TOKEN"
         self.chunk_freq = chunk_freq
 
     def __repr__(self) -> str:

@@ -154,8 +154,9 @@ class S3BlobStore:
         return f"s3://{self.bucket}/{self._key(key)}"
 
 
-def make_blob_store(storage: str, local_root: str | os.PathLike, bucket: str | None = None,
-                    prefix: str = "") -> BlobStore:
+def make_blob_store(
+    storage: str, local_root: str | os.PathLike, bucket: str | None = None, prefix: str = ""
+) -> BlobStore:
     """The store a setting names: ``local`` (below ``local_root``) or ``s3``."""
     if storage == "local":
         return LocalBlobStore(local_root)

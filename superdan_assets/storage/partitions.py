@@ -122,14 +122,24 @@ class PartitionStore:
 
     # -- quarantine ----------------------------------------------------------------------
     def quarantine(
-        self, asset: str, partition: str, frame: pd.DataFrame, reasons: Sequence[str],
+        self,
+        asset: str,
+        partition: str,
+        frame: pd.DataFrame,
+        reasons: Sequence[str],
         run_id: str | None = None,
     ) -> str:
         """Keep a day that failed its blocking expectations for inspection, with why; it is
         never read as a partition (features and training never see it)."""
         self.blobs.write_bytes(quarantine_key_for(asset, partition), frame_to_parquet_bytes(frame))
-        record = {"asset": asset, "partition": partition, "rows": len(frame),
-                  "reasons": list(reasons), "run_id": run_id, "quarantined_at": time.time()}
+        record = {
+            "asset": asset,
+            "partition": partition,
+            "rows": len(frame),
+            "reasons": list(reasons),
+            "run_id": run_id,
+            "quarantined_at": time.time(),
+        }
         self.blobs.write_bytes(
             quarantine_key_for(asset, partition, "json"), json.dumps(record).encode()
         )
@@ -150,8 +160,9 @@ class PartitionStore:
 
     def quarantined(self, asset: str) -> list[str]:
         prefix = f"quarantine/{asset}/"
-        return sorted(k[len(prefix):-len(".json")] for k in self.blobs.list(prefix)
-                      if k.endswith(".json"))
+        return sorted(
+            k[len(prefix) : -len(".json")] for k in self.blobs.list(prefix) if k.endswith(".json")
+        )
 
     def exists(self, asset: str, partition: str) -> bool:
         return self.blobs.exists(partition_key_for(asset, partition))

@@ -21,7 +21,9 @@ def local_resources(tmp_path: Path, data_dir: Path | None = None, **io) -> dict:
     return {
         "partition_io_manager": PartitionedParquetIOManager(base_dir=data, **io),
         "storage": StorageResource(
-            base_dir=data, cache_dir=str(tmp_path / "cache"), docs_dir=str(tmp_path / "docs"),
+            base_dir=data,
+            cache_dir=str(tmp_path / "cache"),
+            docs_dir=str(tmp_path / "docs"),
             **io,
         ),
     }

@@ -27,9 +27,13 @@ NODE = "chicago__drift_report"
 def _feature_rows(start, days, seed):
     rows = pd.DataFrame(export_rows(start, days=days, per_day=80, seed=seed))
     rows = rows.rename(columns=lambda c: c.lower().replace(" ", "_"))
-    raw = to_canonical(rows, "chicago", date_format="%m/%d/%Y %I:%M:%S %p",
-                       updated_on_format="%m/%d/%Y %I:%M:%S %p",
-                       code_widths=CHICAGO.spec.codes.widths)
+    raw = to_canonical(
+        rows,
+        "chicago",
+        date_format="%m/%d/%Y %I:%M:%S %p",
+        updated_on_format="%m/%d/%Y %I:%M:%S %p",
+        code_widths=CHICAGO.spec.codes.widths,
+    )
     return build_feature_rows(raw)
 
 
@@ -43,9 +47,13 @@ def _setup(tmp_path):
 
 def test_before_any_model_the_report_says_so_and_succeeds(tmp_path):
     _, resources, _ = _setup(tmp_path)
-    result = materialize(ASSETS, resources=resources, partition_key="2018-03-01",
-                         instance=DagsterInstance.ephemeral(),
-                         selection=SELECTION)
+    result = materialize(
+        ASSETS,
+        resources=resources,
+        partition_key="2018-03-01",
+        instance=DagsterInstance.ephemeral(),
+        selection=SELECTION,
+    )
     assert result.success
     meta = result.asset_materializations_for_node(NODE)[0].metadata
     assert meta["verdict"].value == "NO_MODEL"
@@ -59,13 +67,20 @@ def test_report_against_the_production_model_and_its_reference(tmp_path):
     registry.register(artifact)
     model = registry.load(VERSION)
     reference = _feature_rows("2018-01-01", 30, seed=11)
-    profile = build_reference_profile(reference, model.predict_proba(reference),
-                                      threshold=model.threshold)
-    registry.blobs.write_bytes(f"models/{VERSION}/{REFERENCE_FILE}",
-                               json.dumps(profile.to_dict()).encode())
+    profile = build_reference_profile(
+        reference, model.predict_proba(reference), threshold=model.threshold
+    )
+    registry.blobs.write_bytes(
+        f"models/{VERSION}/{REFERENCE_FILE}", json.dumps(profile.to_dict()).encode()
+    )
     registry.promote(VERSION, "test")
-    result = materialize(ASSETS, resources=resources, partition_key="2018-03-01",
-                         instance=DagsterInstance.ephemeral(), selection=SELECTION)
+    result = materialize(
+        ASSETS,
+        resources=resources,
+        partition_key="2018-03-01",
+        instance=DagsterInstance.ephemeral(),
+        selection=SELECTION,
+    )
     assert result.success
     meta = result.asset_materializations_for_node(NODE)[0].metadata
     assert meta["model_version"].value == VERSION

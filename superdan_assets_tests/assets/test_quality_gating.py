@@ -28,8 +28,12 @@ def _checks(result):
 def test_clean_day_passes_and_reaches_features(tmp_path):
     rows = export_rows("2018-03-01", days=1, per_day=60)
     path = write_export(tmp_path / "export.csv", rows)
-    result = materialize(_assets(path), resources=local_resources(tmp_path),
-                         instance=DagsterInstance.ephemeral(), partition_key="2018-03-01")
+    result = materialize(
+        _assets(path),
+        resources=local_resources(tmp_path),
+        instance=DagsterInstance.ephemeral(),
+        partition_key="2018-03-01",
+    )
     assert result.success
     checks = _checks(result)
     assert checks[(RAW, "raw_crimes_blocking_quality")] == (True, "ERROR")
@@ -43,13 +47,19 @@ def test_duplicated_ids_fail_the_blocking_check_and_stop_downstream(tmp_path):
     rows[5]["ID"] = rows[4]["ID"]
     path = write_export(tmp_path / "export.csv", rows)
     instance = DagsterInstance.ephemeral()
-    result = materialize(_assets(path), resources=local_resources(tmp_path),
-                         instance=instance, partition_key="2018-03-01", raise_on_error=False)
+    result = materialize(
+        _assets(path),
+        resources=local_resources(tmp_path),
+        instance=instance,
+        partition_key="2018-03-01",
+        raise_on_error=False,
+    )
     assert not result.success
     checks = _checks(result)
     assert checks[(RAW, "raw_crimes_blocking_quality")] == (False, "ERROR")
     evaluation = next(
-        e for e in result.get_asset_check_evaluations()
+        e
+        for e in result.get_asset_check_evaluations()
         if e.check_name == "raw_crimes_blocking_quality"
     )
     assert "id_unique" in str(evaluation.metadata["failed_expectations"].value)
@@ -74,8 +84,9 @@ def test_unknown_primary_type_only_warns(tmp_path):
     path = write_export(tmp_path / "export.csv", clean)
     instance = DagsterInstance.ephemeral()
     resources = local_resources(tmp_path)
-    first = materialize(_assets(path), resources=resources, instance=instance,
-                        partition_key="2018-03-01")
+    first = materialize(
+        _assets(path), resources=resources, instance=instance, partition_key="2018-03-01"
+    )
     # Nothing learnt before the first day, so nothing is unknown yet.
     assert _checks(first)[(RAW, "raw_crimes_warn_quality")] == (True, "WARN")
     profile = json.loads(
@@ -90,15 +101,15 @@ def test_unknown_primary_type_only_warns(tmp_path):
         row["ID"] = str(int(row["ID"]) + 1_000_000)  # other reports than the first day's
     rows[0]["Primary Type"] = "SPACE PIRACY"
     write_export(path, clean + rows)
-    result = materialize(_assets(path), resources=resources, instance=instance,
-                         partition_key="2018-03-02")
+    result = materialize(
+        _assets(path), resources=resources, instance=instance, partition_key="2018-03-02"
+    )
     assert result.success  # WARN never fails the run...
     checks = _checks(result)
     assert checks[(RAW, "raw_crimes_warn_quality")] == (False, "WARN")  # ...but says so
     assert checks[(RAW, "raw_crimes_blocking_quality")] == (True, "ERROR")
     evaluation = next(
-        e for e in result.get_asset_check_evaluations()
-        if e.check_name == "raw_crimes_warn_quality"
+        e for e in result.get_asset_check_evaluations() if e.check_name == "raw_crimes_warn_quality"
     )
     failed = str(evaluation.metadata["failed_expectations"].value)
     assert "primary_type_known" in failed and "ids_not_moved" not in failed

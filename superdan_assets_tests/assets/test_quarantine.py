@@ -19,12 +19,15 @@ def _run(tmp_path, export, days=DAYS, resources=None):
         [build_raw_crimes(city), build_crime_features(city)],
         resources=resources or local_resources(tmp_path),
         instance=DagsterInstance.ephemeral(),
-        tags={"dagster/asset_partition_range_start": days[0],
-              "dagster/asset_partition_range_end": days[-1]},
+        tags={
+            "dagster/asset_partition_range_start": days[0],
+            "dagster/asset_partition_range_end": days[-1],
+        },
         raise_on_error=False,
     )
     checks = {
-        (e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()
+        (e.asset_key.to_user_string(), e.check_name): e
+        for e in result.get_asset_check_evaluations()
     }
     return result, checks
 
@@ -55,7 +58,9 @@ def test_a_bad_day_is_quarantined_and_its_neighbours_go_on(tmp_path):
     assert blocking.passed  # the step went on with the good days
     assert blocking.metadata["days_quarantined"].value == 1
     assert blocking.metadata["day_status"].value == {
-        DAYS[0]: "written", DAYS[1]: "quarantined", DAYS[2]: "written"
+        DAYS[0]: "written",
+        DAYS[1]: "quarantined",
+        DAYS[2]: "written",
     }
     assert DAYS[1] in blocking.description
     warn = checks[("chicago/raw_crimes", "raw_crimes_warn_quality")]

@@ -60,10 +60,20 @@ def test_backfill_range_is_one_run_with_one_file_per_day(export_file, tmp_path):
     assert (tmp_path / "data" / "chicago" / "raw_crimes" / "2018-03-02.parquet").is_file()
     # 2018-02-28 and 2018-03-05 had no crimes in the file: stored as empty days, not missing.
     assert store.list_partitions("raw_crimes") == [
-        "2018-02-28", "2018-03-01", "2018-03-02", "2018-03-03", "2018-03-04", "2018-03-05",
+        "2018-02-28",
+        "2018-03-01",
+        "2018-03-02",
+        "2018-03-03",
+        "2018-03-04",
+        "2018-03-05",
     ]
     assert [len(store.read("raw_crimes", d)) for d in store.list_partitions("raw_crimes")] == [
-        0, 25, 25, 25, 25, 0,
+        0,
+        25,
+        25,
+        25,
+        25,
+        0,
     ]
     day = store.read("raw_crimes", "2018-03-02")
     check_canonical(day, "stored partition")
@@ -75,8 +85,12 @@ def test_backfill_range_is_one_run_with_one_file_per_day(export_file, tmp_path):
     meta = mats[0].metadata
     assert meta["run_row_count"].value == 100
     assert meta["rows_per_day"].value == {
-        "2018-02-28": 0, "2018-03-01": 25, "2018-03-02": 25, "2018-03-03": 25,
-        "2018-03-04": 25, "2018-03-05": 0,
+        "2018-02-28": 0,
+        "2018-03-01": 25,
+        "2018-03-02": 25,
+        "2018-03-03": 25,
+        "2018-03-04": 25,
+        "2018-03-05": 0,
     }
     assert meta["source"].value == "chicago_csv"
     assert "THEFT" in meta["rows_per_primary_type"].value
@@ -121,7 +135,10 @@ def test_bad_input_fails_clearly_and_keeps_the_stored_day(export_file, tmp_path)
     broken[3]["Date"] = "not a date"
     write_export(path, broken)
     result = materialize(
-        assets, resources=resources, instance=instance, partition_key="2018-03-01",
+        assets,
+        resources=resources,
+        instance=instance,
+        partition_key="2018-03-01",
         raise_on_error=False,
     )
     assert not result.success
@@ -154,7 +171,9 @@ def test_partitions_on_s3(export_file, tmp_path):
             tmp_path / "unused", storage="s3", s3_bucket="superdan-data", s3_prefix="dev"
         )
         result = materialize(
-            _assets(path), resources=resources, instance=DagsterInstance.ephemeral(),
+            _assets(path),
+            resources=resources,
+            instance=DagsterInstance.ephemeral(),
             tags=_range_tags("2018-03-01", "2018-03-02"),
         )
         assert result.success
@@ -175,12 +194,15 @@ def test_real_2018_days_match_the_file(chicago_export_dir, export_cache_dir, tmp
     resources = _resources(tmp_path / "data")
     # The run-wide parse cache, so the real file is parsed once per test run.
     resources["storage"] = StorageResource(
-        base_dir=str(tmp_path / "data"), cache_dir=str(export_cache_dir),
+        base_dir=str(tmp_path / "data"),
+        cache_dir=str(export_cache_dir),
         docs_dir=str(tmp_path / "docs"),
     )
     assert materialize(
-        _assets(chicago_export_dir / "crimes_2018.csv.gz"), resources=resources,
-        instance=DagsterInstance.ephemeral(), tags=_range_tags("2018-07-03", "2018-07-05"),
+        _assets(chicago_export_dir / "crimes_2018.csv.gz"),
+        resources=resources,
+        instance=DagsterInstance.ephemeral(),
+        tags=_range_tags("2018-07-03", "2018-07-05"),
     ).success
     # Independent count straight from the CSV with pandas.
     dates = pd.read_csv(chicago_export_dir / "crimes_2018.csv.gz", usecols=["Date"])["Date"]

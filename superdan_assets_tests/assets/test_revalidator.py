@@ -9,8 +9,12 @@ from superdan_assets.assets.quality import revalidator
 
 def test_empty_days_without_a_stored_version_share_one_validation():
     calls: list[str] = []
-    frames = {"2018-11-13": pd.DataFrame(), "2018-11-14": pd.DataFrame(),
-              "2018-11-15": pd.DataFrame(), "2018-11-12": pd.DataFrame({"id": ["1"]})}
+    frames = {
+        "2018-11-13": pd.DataFrame(),
+        "2018-11-14": pd.DataFrame(),
+        "2018-11-15": pd.DataFrame(),
+        "2018-11-12": pd.DataFrame({"id": ["1"]}),
+    }
 
     def validate_day(key, docs):
         assert docs is None

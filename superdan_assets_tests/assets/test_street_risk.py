@@ -47,8 +47,9 @@ def _feature_rows(rows: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def storage(tmp_path_factory) -> StorageResource:
     root = tmp_path_factory.mktemp("street-risk")
-    storage = StorageResource(base_dir=str(root / "data"), cache_dir=str(root / "cache"),
-                              docs_dir=str(root / "docs"))
+    storage = StorageResource(
+        base_dir=str(root / "data"), cache_dir=str(root / "cache"), docs_dir=str(root / "docs")
+    )
     rows = _feature_rows(generate_rows(start="2016-01-01", days=300, n_blocks=225, seed=5))
     partitions = storage.partitions("chicago")
     days = rows["date"].dt.strftime("%Y-%m-%d")
@@ -63,14 +64,21 @@ def _run(storage, day, min_pai_ratio=0.5, raise_on_error=True, tracker=None):
     # here min_pai_ratio sets which path (deploy or refuse) the run takes.
     return materialize(
         [street_risk],
-        resources={"storage": storage,
-                   "tracker": tracker or ExperimentTracker(mode="disabled")},
+        resources={"storage": storage, "tracker": tracker or ExperimentTracker(mode="disabled")},
         partition_key=day,
         instance=DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,
-        run_config={"ops": {"chicago__street_risk": {"config": {
-            "validation_days": 14, "training": json.dumps(TRAINING),
-            "min_pai_ratio": min_pai_ratio}}}},
+        run_config={
+            "ops": {
+                "chicago__street_risk": {
+                    "config": {
+                        "validation_days": 14,
+                        "training": json.dumps(TRAINING),
+                        "min_pai_ratio": min_pai_ratio,
+                    }
+                }
+            }
+        },
     )
 
 
@@ -88,8 +96,9 @@ def test_a_model_failing_its_gate_is_registered_but_never_deployed(storage):
 
 def test_first_day_trains_gates_deploys_and_maps(storage, tmp_path):
     wandb_dir = tmp_path / "wandb"
-    result = _run(storage, "2016-10-10",
-                  tracker=ExperimentTracker(mode="offline", directory=str(wandb_dir)))
+    result = _run(
+        storage, "2016-10-10", tracker=ExperimentTracker(mode="offline", directory=str(wandb_dir))
+    )
     assert result.success
     meta = result.asset_materializations_for_node("chicago__street_risk")[0].metadata
     registry = street_risk_registry(storage, "chicago")
@@ -105,7 +114,9 @@ def test_first_day_trains_gates_deploys_and_maps(storage, tmp_path):
     assert meta["top_20"].value.count("\n| theft |") == 20
     html = Path(meta["interactive_map"].value.removeprefix("file://"))
     assert html.is_file() and "leaflet" in html.read_text().lower()
-    forecast = parquet_bytes_to_frame(street_risk_blobs(storage, "chicago").read_bytes("forecasts/2016-10-10.parquet"))
+    forecast = parquet_bytes_to_frame(
+        street_risk_blobs(storage, "chicago").read_bytes("forecasts/2016-10-10.parquet")
+    )
     assert set(forecast["crime_type"]) == {"burglary", "theft"}
     assert (forecast["day"] == pd.Timestamp("2016-10-10")).all()
     assert meta["places"].value == (forecast["crime_type"] == "burglary").sum()
@@ -122,7 +133,9 @@ def test_next_day_reuses_the_model_and_scores_yesterday(storage):
     meta = result.asset_materializations_for_node("chicago__street_risk")[0].metadata
     assert meta["trained_this_run"].value is False
     assert meta["model_version"].value == first_version
-    record = json.loads(street_risk_blobs(storage, "chicago").read_bytes("monitoring/2016-10-10.json"))
+    record = json.loads(
+        street_risk_blobs(storage, "chicago").read_bytes("monitoring/2016-10-10.json")
+    )
     assert record["day"] == "2016-10-10"
     realised = meta["realised_hit_rate_1pct_theft_model"].value
     assert realised == pytest.approx(record["theft"]["model"])
@@ -200,8 +213,11 @@ def test_a_deployed_model_from_before_per_type_features_is_replaced(storage, tmp
     model, _ = load_street_risk(registry.fetch(registry.production_version()))
     model.feature_names = list(model.feature_names["burglary"])  # the old layout
     with pytest.raises(ValueError, match="predates per-type features"):
-        forecast_day(model, _feature_rows(generate_rows(start="2016-01-01", days=60,
-                                                        n_blocks=25, seed=5)), "2016-02-20")
+        forecast_day(
+            model,
+            _feature_rows(generate_rows(start="2016-01-01", days=60, n_blocks=25, seed=5)),
+            "2016-02-20",
+        )
     legacy = save_street_risk(model, tmp_path / "legacy", "2016-09-27", {}, True, "test")
     registry.register(tmp_path / "legacy")
     registry.promote(legacy["version"], "an artifact from the previous code")

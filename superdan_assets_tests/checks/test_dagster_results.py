@@ -190,10 +190,14 @@ def test_a_range_with_a_bad_day_quarantines_it_and_goes_on_with_the_good_ones():
     assert blocking.passed and not warn.passed  # ...and the quarantine is alerted
     assert blocking.metadata["failed_partitions"].data == ["2018-06-02"]
     assert blocking.metadata["day_status"].data == {
-        "2018-06-01": "written", "2018-06-02": "quarantined", "2018-06-03": "written",
+        "2018-06-01": "written",
+        "2018-06-02": "quarantined",
+        "2018-06-03": "written",
     }
-    assert (blocking.metadata["days_written"].value,
-            blocking.metadata["days_quarantined"].value) == (2, 1)
+    assert (
+        blocking.metadata["days_written"].value,
+        blocking.metadata["days_quarantined"].value,
+    ) == (2, 1)
     assert blocking.description.startswith("1 of 3 day(s) quarantined")
     assert "2018-06-02 (id_unique_dup" in blocking.description
     assert "| 2018-06-02 | 700 |" in blocking.metadata["quarantined_days"].value

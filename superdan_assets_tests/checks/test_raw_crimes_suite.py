@@ -131,8 +131,12 @@ def test_a_city_without_history_learns_from_the_batch_and_says_so(raw_day):
     assert outcome.passed_error
     known = {e.name: e for e in outcome.expectations if e.name.endswith("_known")}
     assert set(known) == {
-        "primary_type_known", "location_description_known", "district_known", "beat_known",
-        "ward_known", "community_area_known",
+        "primary_type_known",
+        "location_description_known",
+        "district_known",
+        "beat_known",
+        "ward_known",
+        "community_area_known",
     }
     assert all(not e.evaluated and "no stored history" in e.note for e in known.values())
     assert "from this batch" in outcome.extras["coordinate_boxes"]["latitude"]
@@ -227,7 +231,9 @@ def test_ids_that_moved_days_or_vanished_are_reported(raw_day, chicago):
 def test_tz_aware_partition_window_is_read_as_chicago_local_time(raw_day, chicago):
     start = pd.Timestamp("2018-06-05", tz="America/Chicago")
     outcome = validate_raw_crimes(
-        raw_day, start.tz_convert("UTC"), (start + pd.Timedelta(days=1)).tz_convert("UTC"),
+        raw_day,
+        start.tz_convert("UTC"),
+        (start + pd.Timedelta(days=1)).tz_convert("UTC"),
         **chicago,
     )
     assert outcome.partition_start == DAY and outcome.get("date_within_partition").success

@@ -76,8 +76,12 @@ def _stored_neighbourhood(by_day, day) -> pd.DataFrame:
 def test_clean_real_days_pass_both_suites_with_every_expectation_evaluated(real_days, day):
     frame = real_days[day]
     outcome = validate_raw_crimes(
-        frame, day, day + ONE_DAY, _history(real_days, day),
-        previous=_stored_neighbourhood(real_days, day), **_context(real_days, day),
+        frame,
+        day,
+        day + ONE_DAY,
+        _history(real_days, day),
+        previous=_stored_neighbourhood(real_days, day),
+        **_context(real_days, day),
     )
     assert outcome.passed_error and outcome.passed_warn, [e.summary() for e in outcome.failed()]
     assert all(e.evaluated for e in outcome.expectations), [
@@ -87,7 +91,10 @@ def test_clean_real_days_pass_both_suites_with_every_expectation_evaluated(real_
 
     features = build_feature_rows(frame)
     f_outcome = validate_crime_features(
-        features, day, day + ONE_DAY, _history(real_days, day, features=True),
+        features,
+        day,
+        day + ONE_DAY,
+        _history(real_days, day, features=True),
         **_context(real_days, day, features=True),
     )
     assert f_outcome.passed_error and f_outcome.passed_warn, [
@@ -112,7 +119,11 @@ def test_a_corrupted_copy_of_a_real_day_fails_exactly_the_expectations_it_breaks
     corrupted.loc[30, "date"] = day + pd.Timedelta(hours=25)  # one row from another day
 
     outcome = validate_raw_crimes(
-        corrupted, day, day + ONE_DAY, _history(real_days, day), previous=previous,
+        corrupted,
+        day,
+        day + ONE_DAY,
+        _history(real_days, day),
+        previous=previous,
         **_context(real_days, day),
     )
     failed = {e.name: e for e in outcome.failed()}
@@ -135,7 +146,10 @@ def test_a_corrupted_copy_of_a_real_day_fails_exactly_the_expectations_it_breaks
     # a labelling bug: every row a burglary
     all_burglary = features.assign(label=features["label"] * 0 + 1)
     f_outcome = validate_crime_features(
-        all_burglary, day, day + ONE_DAY, _history(real_days, day, features=True),
+        all_burglary,
+        day,
+        day + ONE_DAY,
+        _history(real_days, day, features=True),
         **_context(real_days, day, features=True),
     )
     assert {e.name for e in f_outcome.failed()} == {"burglary_share_within_history"}

@@ -42,9 +42,16 @@ REFETCH_DAYS = 2
 #: Connection settings the test process needs to open the cluster's instance (dagster.yaml
 #: reads them with ``env:``); they are set only while the cluster fixture is alive.
 INSTANCE_ENV = (
-    "SUPERDAN_PG_HOST", "SUPERDAN_PG_PORT", "SUPERDAN_PG_USER", "SUPERDAN_PG_DB",
-    "SUPERDAN_PG_PASSWORD", "SUPERDAN_CELERY_BROKER_URL", "SUPERDAN_CELERY_BACKEND_URL",
-    "SUPERDAN_CODE_SERVER_HOST", "SUPERDAN_CODE_SERVER_PORT", "SUPERDAN_MAX_CONCURRENT_RUNS",
+    "SUPERDAN_PG_HOST",
+    "SUPERDAN_PG_PORT",
+    "SUPERDAN_PG_USER",
+    "SUPERDAN_PG_DB",
+    "SUPERDAN_PG_PASSWORD",
+    "SUPERDAN_CELERY_BROKER_URL",
+    "SUPERDAN_CELERY_BACKEND_URL",
+    "SUPERDAN_CODE_SERVER_HOST",
+    "SUPERDAN_CODE_SERVER_PORT",
+    "SUPERDAN_MAX_CONCURRENT_RUNS",
 )
 
 
@@ -80,8 +87,12 @@ class Cluster:
     def script(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         """Run ``scripts/cluster.sh ARGS``; fail with its output (and log tails) if it fails."""
         done = subprocess.run(
-            ["bash", str(SCRIPT), *args], env=self.env, cwd=REPO_ROOT,
-            capture_output=True, text=True, timeout=timeout,
+            ["bash", str(SCRIPT), *args],
+            env=self.env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if done.returncode != 0 and args[0] != "status":
             pytest.fail(
@@ -172,7 +183,9 @@ def find_schedule(repository, fragment: str = "daily"):
     found = [s for s in repository.get_schedules() if fragment in s.name]
     if len(found) > 1:
         found = [s for s in found if "chicago" in s.name] or found
-    assert len(found) == 1, f"expected one schedule named *{fragment}*, found {[s.name for s in found]}"
+    assert len(found) == 1, (
+        f"expected one schedule named *{fragment}*, found {[s.name for s in found]}"
+    )
     return found[0]
 
 
@@ -222,7 +235,9 @@ def cluster() -> Iterator[Cluster]:
         OMP_WAIT_POLICY="passive",
     )
     handle = Cluster(
-        home=home, env=env, ui_url=f"http://127.0.0.1:{env['SUPERDAN_CLUSTER_UI_PORT']}",
+        home=home,
+        env=env,
+        ui_url=f"http://127.0.0.1:{env['SUPERDAN_CLUSTER_UI_PORT']}",
         export_rows=rows,
     )
     saved = {name: os.environ.get(name) for name in INSTANCE_ENV}
@@ -266,7 +281,9 @@ def stored_ids(cluster: Cluster, asset_key, day: str) -> list[int]:
     import pandas as pd
 
     path = cluster.data_dir.joinpath(*asset_key.path) / f"{day}.parquet"
-    assert path.exists(), f"partition {day} of {asset_key.to_user_string()} was never written ({path})"
+    assert path.exists(), (
+        f"partition {day} of {asset_key.to_user_string()} was never written ({path})"
+    )
     return [int(i) for i in pd.read_parquet(path, columns=["id"])["id"]]
 
 
@@ -284,4 +301,3 @@ def read_alerts(cluster: Cluster) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-

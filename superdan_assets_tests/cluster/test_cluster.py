@@ -35,7 +35,11 @@ TASK_TAG = "dagster-celery/task_id"
 def _run_messages(instance, run_id: str) -> str:
     return "\n".join(
         (record.event_log_entry.message or "")
-        + (str(record.event_log_entry.dagster_event.event_specific_data) if record.event_log_entry.dagster_event else "")
+        + (
+            str(record.event_log_entry.dagster_event.event_specific_data)
+            if record.event_log_entry.dagster_event
+            else ""
+        )
         for record in instance.get_records_for_run(run_id).records
     )
 
@@ -80,7 +84,9 @@ def test_backfill_runs_on_celery_workers_and_lands_in_postgres(cluster, january_
     # cluster.sh wrote the backfill limit: 2 workers -> 2 concurrent runs, 1 of them a backfill's.
     queue = instance.run_coordinator.get_run_queue_config()
     assert queue.max_concurrent_runs == 2
-    assert [(lim["key"], lim["limit"]) for lim in queue.tag_concurrency_limits] == [("dagster/backfill", 1)]
+    assert [(lim["key"], lim["limit"]) for lim in queue.tag_concurrency_limits] == [
+        ("dagster/backfill", 1)
+    ]
     runs = backfill_runs(instance, backfill.backfill_id)
     assert backfill.status.value == "COMPLETED_SUCCESS", (
         f"backfill ended {backfill.status}: {[(r.run_id, r.status) for r in runs]}"
@@ -135,8 +141,11 @@ def test_alert_sensor_runs_through_the_daemon(cluster, january_backfill):
     assert failed, "expected failed WARN checks on the generated data"
 
     def alerted():
-        return {(a["asset_key"], a["check_name"]) for a in read_alerts(cluster)
-                if a.get("run_id") == run.run_id}
+        return {
+            (a["asset_key"], a["check_name"])
+            for a in read_alerts(cluster)
+            if a.get("run_id") == run.run_id
+        }
 
     # The run-status sensor opens the alerts; delivery to the sinks may be the next tick's.
     wait_until("the failed checks to be alerted", lambda: failed <= alerted(), 180)
@@ -173,18 +182,26 @@ def test_daily_schedule_tick_runs_through_the_daemon(cluster):
     if state is None:
         instance.add_instigator_state(
             InstigatorState(
-                schedule.get_remote_origin(), InstigatorType.SCHEDULE,
-                InstigatorStatus.RUNNING, data,
+                schedule.get_remote_origin(),
+                InstigatorType.SCHEDULE,
+                InstigatorStatus.RUNNING,
+                data,
             )
         )
     else:
-        instance.update_instigator_state(state.with_status(InstigatorStatus.RUNNING).with_data(data))
-    ticks_before = {t.tick_id for t in instance.get_ticks(schedule.get_remote_origin_id(), schedule.selector_id)}
+        instance.update_instigator_state(
+            state.with_status(InstigatorStatus.RUNNING).with_data(data)
+        )
+    ticks_before = {
+        t.tick_id for t in instance.get_ticks(schedule.get_remote_origin_id(), schedule.selector_id)
+    }
     cluster.script("up")
 
     def new_tick():
         ticks = instance.get_ticks(schedule.get_remote_origin_id(), schedule.selector_id)
-        done = [t for t in ticks if t.tick_id not in ticks_before and t.status != TickStatus.STARTED]
+        done = [
+            t for t in ticks if t.tick_id not in ticks_before and t.status != TickStatus.STARTED
+        ]
         return done[0] if done else None
 
     tick = wait_until("the daemon to evaluate the schedule's missed tick", new_tick, 240)
@@ -218,7 +235,9 @@ def _started_run(instance, backfill_id: str, step: str = "raw_crimes"):
     for run in backfill_runs(instance, backfill_id):
         if run.status.value != "STARTED":
             continue
-        records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.STEP_START).records
+        records = instance.get_records_for_run(
+            run.run_id, of_type=DagsterEventType.STEP_START
+        ).records
         # Step keys carry the asset key's prefix when it has one (chicago__raw_crimes).
         if any((r.event_log_entry.step_key or "").endswith(step) for r in records):
             return run
@@ -231,7 +250,10 @@ def test_killed_worker_run_is_retried_and_no_partition_is_lost_or_duplicated(clu
     partitions = days("2018-02-15", 2)
     backfill_id = launch_backfill(cluster.ui_url, [k.path for k in keys], partitions)
     run = wait_until(
-        "a run of the backfill to be executing", lambda: _started_run(instance, backfill_id), 300, 0.5
+        "a run of the backfill to be executing",
+        lambda: _started_run(instance, backfill_id),
+        300,
+        0.5,
     )
     state, info = celery_state(cluster, run.tags[TASK_TAG])
     assert state == "STARTED" and isinstance(info, dict), (state, info)
@@ -258,7 +280,10 @@ def test_postgres_restart_during_backfill_then_resubmitting_completes(cluster):
     partitions = days("2018-03-01", 2)
     backfill_id = launch_backfill(cluster.ui_url, [k.path for k in keys], partitions)
     wait_until(
-        "a run of the backfill to be executing", lambda: _started_run(instance, backfill_id), 300, 0.5
+        "a run of the backfill to be executing",
+        lambda: _started_run(instance, backfill_id),
+        300,
+        0.5,
     )
     instance.dispose()  # its pooled connections die with the server
     cluster._instance = None
@@ -270,10 +295,13 @@ def test_postgres_restart_during_backfill_then_resubmitting_completes(cluster):
     backfill = wait_for_backfill(instance, backfill_id, BACKFILL_TIMEOUT)
     if backfill.status.value != "COMPLETED_SUCCESS":
         # Failing is allowed, failing obscurely is not: the runs say what went wrong.
-        messages = "\n".join(_run_messages(instance, r.run_id) for r in backfill_runs(instance, backfill_id))
+        messages = "\n".join(
+            _run_messages(instance, r.run_id) for r in backfill_runs(instance, backfill_id)
+        )
         messages += str(backfill.error or "")
         assert any(
-            word in messages for word in ("OperationalError", "connection", "never recorded its end")
+            word in messages
+            for word in ("OperationalError", "connection", "never recorded its end")
         ), messages[-3000:]
         retry_id = launch_backfill(cluster.ui_url, [k.path for k in keys], partitions)
         retry = wait_for_backfill(instance, retry_id, BACKFILL_TIMEOUT)

@@ -44,15 +44,21 @@ def test_every_credential_host_and_url_comes_from_the_environment():
     assert set(server["host"]) == {"env"} and set(server["port"]) == {"env"}
 
 
-def test_instance_config_is_valid_and_wires_queue_launcher_monitoring_and_retries(tmp_path, monkeypatch):
+def test_instance_config_is_valid_and_wires_queue_launcher_monitoring_and_retries(
+    tmp_path, monkeypatch
+):
     """Dagster itself loads the file: Postgres storage, queue with a backfill limit, the
     monitored Celery launcher, monitoring and retries (no server needs to run for this)."""
     from dagster._core.instance.config import dagster_instance_config
 
     (tmp_path / "dagster.yaml").write_text((DEPLOY / "dagster.yaml").read_text())
     for name, value in {
-        "SUPERDAN_PG_USER": "u", "SUPERDAN_PG_PASSWORD": "p", "SUPERDAN_PG_HOST": "127.0.0.1",
-        "SUPERDAN_PG_PORT": "5432", "SUPERDAN_PG_DB": "d", "SUPERDAN_MAX_CONCURRENT_RUNS": "4",
+        "SUPERDAN_PG_USER": "u",
+        "SUPERDAN_PG_PASSWORD": "p",
+        "SUPERDAN_PG_HOST": "127.0.0.1",
+        "SUPERDAN_PG_PORT": "5432",
+        "SUPERDAN_PG_DB": "d",
+        "SUPERDAN_MAX_CONCURRENT_RUNS": "4",
         "SUPERDAN_CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
         "SUPERDAN_CELERY_BACKEND_URL": "redis://127.0.0.1:1/1",
     }.items():
@@ -61,15 +67,21 @@ def test_instance_config_is_valid_and_wires_queue_launcher_monitoring_and_retrie
     assert config["run_launcher"]["class"] == "MonitoredCeleryRunLauncher"
     queue = config["run_coordinator"]["config"]
     assert {"key": "dagster/backfill", "limit": 3} in [
-        {k: v for k, v in limit.items() if k in ("key", "limit")} for limit in queue["tag_concurrency_limits"]
+        {k: v for k, v in limit.items() if k in ("key", "limit")}
+        for limit in queue["tag_concurrency_limits"]
     ]
     assert config["run_monitoring"]["enabled"] is True
     assert config["run_retries"] == {"enabled": True, "max_retries": 2}
     from superdan_assets.cluster.launcher import MonitoredCeleryRunLauncher
 
     launcher = MonitoredCeleryRunLauncher.from_config_value(
-        None, {"broker": "redis://127.0.0.1:1/0", "backend": "redis://127.0.0.1:1/1",
-               "default_queue": "dagster", "missed_pings": 3}
+        None,
+        {
+            "broker": "redis://127.0.0.1:1/0",
+            "backend": "redis://127.0.0.1:1/1",
+            "default_queue": "dagster",
+            "missed_pings": 3,
+        },
     )
     assert launcher.missed_pings == 3 and launcher.supports_check_run_worker_health
     with pytest.raises(ValueError, match="missed_pings"):
@@ -78,10 +90,19 @@ def test_instance_config_is_valid_and_wires_queue_launcher_monitoring_and_retrie
 
 def _script(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith("SUPERDAN_")}
-    base.update(SUPERDAN_CLUSTER_HOME=str(tmp_path / "cluster"),
-                SUPERDAN_VENV=str(Path(sys.executable).parent.parent), **env)
-    return subprocess.run(["bash", str(SCRIPT), *args], env=base, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=60)
+    base.update(
+        SUPERDAN_CLUSTER_HOME=str(tmp_path / "cluster"),
+        SUPERDAN_VENV=str(Path(sys.executable).parent.parent),
+        **env,
+    )
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        env=base,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_up_refuses_without_a_password_and_says_which_variable(tmp_path):

@@ -40,7 +40,9 @@ def generate_rows(
     burglary_rate = rng.gamma(0.6, 1.0, n_blocks)
     burglary_rate *= burglary_per_day / burglary_rate.sum()
     neighbours = [
-        np.flatnonzero((np.abs(idx // side - i // side) <= 1) & (np.abs(idx % side - i % side) <= 1))
+        np.flatnonzero(
+            (np.abs(idx // side - i // side) <= 1) & (np.abs(idx % side - i % side) <= 1)
+        )
         for i in idx
     ]
     boost = np.zeros(n_blocks)
@@ -67,7 +69,12 @@ def generate_rows(
                     )
     frame = pd.DataFrame(records, columns=["date", "block", "latitude", "longitude", "label"])
     frame = frame.astype(
-        {"date": "datetime64[ns]", "block": "string", "latitude": "float64",
-         "longitude": "float64", "label": "int8"}
+        {
+            "date": "datetime64[ns]",
+            "block": "string",
+            "latitude": "float64",
+            "longitude": "float64",
+            "label": "int8",
+        }
     )
     return frame.sort_values("date", kind="stable").reset_index(drop=True)

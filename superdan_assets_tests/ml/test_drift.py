@@ -202,7 +202,10 @@ def test_a_feature_without_values_survives_storage_and_plots(reference):
     latitude = next(f for f in report.features if f.feature == "latitude")
     assert latitude.note == "no values" and latitude.details is None and not latitude.drifted
     stored = json.loads(json.dumps(report.to_dict()))
-    assert next(f for f in stored["features"] if f["feature"] == "latitude")["effective_threshold"] is None
+    assert (
+        next(f for f in stored["features"] if f["feature"] == "latitude")["effective_threshold"]
+        is None
+    )
     loaded = drift.DriftReport.from_dict(stored)
     assert next(f for f in loaded.features if f.feature == "latitude").ratio == 0.0
     assert plot_top_drifted_features(loaded).startswith(PNG_MAGIC)
@@ -218,8 +221,13 @@ def test_reports_stored_before_the_typed_results_still_load(reference):
     for district in doc["by_district"]:
         if not district["evaluated"]:
             district.pop("metrics")
-    doc["performance"] = {"rows": 30, "positives": 2, "threshold": 0.2, "evaluated": False,
-                          "reason": "30 rows with 2 burglaries; need >= 50 rows"}
+    doc["performance"] = {
+        "rows": 30,
+        "positives": 2,
+        "threshold": 0.2,
+        "evaluated": False,
+        "reason": "30 rows with 2 burglaries; need >= 50 rows",
+    }
     loaded = drift.DriftReport.from_dict(doc)
     assert loaded.features[0].note == "no values" and loaded.features[0].details is None
     assert not loaded.performance.evaluated and loaded.performance.metrics == {}

@@ -159,17 +159,26 @@ def test_daypart_is_the_quarter_of_the_day_and_keys_a_places_history():
     )
     assert daypart(dates).tolist() == ["0", "0", "1", "3", None]
     # Beat 111: two night burglaries, one afternoon theft; beat 222: one afternoon theft.
-    rows = build_feature_rows(canonical([
-        incident(date="2017-01-01T02:00:00", beat="0111", primary_type="BURGLARY"),
-        incident(date="2017-01-02T03:00:00", beat="111", primary_type="BURGLARY"),
-        incident(date="2017-01-02T14:00:00", beat="111", primary_type="THEFT"),
-        incident(date="2017-01-03T14:00:00", beat="222", primary_type="THEFT"),
-    ]))
-    features = IncidentFeatures(history_keys=("beat_daypart",), smoothing=2.0,
-                                min_history_days=1.0).fit(rows, rows["label"])
-    new = canonical([incident(date="2018-05-01T01:00:00", beat="111"),
-                     incident(date="2018-05-01T15:00:00", beat="111"),
-                     incident(date="2018-05-01T20:00:00", beat="111")])
+    rows = build_feature_rows(
+        canonical(
+            [
+                incident(date="2017-01-01T02:00:00", beat="0111", primary_type="BURGLARY"),
+                incident(date="2017-01-02T03:00:00", beat="111", primary_type="BURGLARY"),
+                incident(date="2017-01-02T14:00:00", beat="111", primary_type="THEFT"),
+                incident(date="2017-01-03T14:00:00", beat="222", primary_type="THEFT"),
+            ]
+        )
+    )
+    features = IncidentFeatures(
+        history_keys=("beat_daypart",), smoothing=2.0, min_history_days=1.0
+    ).fit(rows, rows["label"])
+    new = canonical(
+        [
+            incident(date="2018-05-01T01:00:00", beat="111"),
+            incident(date="2018-05-01T15:00:00", beat="111"),
+            incident(date="2018-05-01T20:00:00", beat="111"),
+        ]
+    )
     out = features.transform(new)
     prior = 0.5  # 2 burglaries of 4
     assert out["history_beat_daypart_burglary_share"].tolist() == pytest.approx(

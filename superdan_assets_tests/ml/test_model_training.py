@@ -208,7 +208,11 @@ def test_train_and_evaluate_returns_a_complete_result(result, raw_test):
 
 def test_a_different_policy_recall_keeps_every_metric_defined(raw_train, raw_test):
     other = train_and_evaluate(
-        raw_train, raw_test, params=FAST_PARAMS, validation_days=20, min_recall=0.5,
+        raw_train,
+        raw_test,
+        params=FAST_PARAMS,
+        validation_days=20,
+        min_recall=0.5,
         include_seed_protocol=False,
     )
     model = other.metrics["model"]
@@ -323,9 +327,11 @@ def _scored_days(days: int, per_day: int, seed: int, shift_from: int | None = No
     """Rows over ``days`` days with scores; from day ``shift_from`` on, burglaries score lower
     (the recent days behave differently from the older ones)."""
     rng = np.random.default_rng(seed)
-    dates = pd.to_datetime("2017-01-01") + pd.to_timedelta(
-        np.repeat(np.arange(days), per_day), unit="D"
-    ) + pd.Timedelta(hours=12)
+    dates = (
+        pd.to_datetime("2017-01-01")
+        + pd.to_timedelta(np.repeat(np.arange(days), per_day), unit="D")
+        + pd.Timedelta(hours=12)
+    )
     label = rng.integers(0, 2, len(dates))
     lift = np.where(np.arange(len(dates)) // per_day >= (shift_from or days), 0.15, 0.35)
     scores = np.clip(rng.uniform(0, 0.65, len(dates)) + label * lift, 0, 1)

@@ -31,11 +31,23 @@ def test_crime_model_reports_precision_and_recall_at_its_threshold(tmp_path, mon
     (tmp_path / "dh").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "dh")) as instance:
         result = materialize(
-            build_city_assets(CITY), resources=resources, instance=instance,
+            build_city_assets(CITY),
+            resources=resources,
+            instance=instance,
             selection=[AssetKey(["chicago", "crime_model"])],
-            run_config={"ops": {"chicago__crime_model": {"config": {
-                "holdout_days": 20, "min_recall": 0.5, "threshold_days": 28,
-                "recall_margin": 0.05, "hyperparameters": json.dumps(FAST_PARAMS)}}}},
+            run_config={
+                "ops": {
+                    "chicago__crime_model": {
+                        "config": {
+                            "holdout_days": 20,
+                            "min_recall": 0.5,
+                            "threshold_days": 28,
+                            "recall_margin": 0.05,
+                            "hyperparameters": json.dumps(FAST_PARAMS),
+                        }
+                    }
+                }
+            },
         )
     assert result.success
     meta = result.asset_materializations_for_node("chicago__crime_model")[0].metadata

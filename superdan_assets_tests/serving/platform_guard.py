@@ -9,10 +9,22 @@ instead of failing in the container.
 import importlib.abc
 import sys
 
-PLATFORM_ONLY = frozenset({
-    "dagster", "dagster_webserver", "dagster_graphql", "great_expectations", "wandb",
-    "boto3", "botocore", "requests", "matplotlib", "flask", "gunicorn", "moto",
-})
+PLATFORM_ONLY = frozenset(
+    {
+        "dagster",
+        "dagster_webserver",
+        "dagster_graphql",
+        "great_expectations",
+        "wandb",
+        "boto3",
+        "botocore",
+        "requests",
+        "matplotlib",
+        "flask",
+        "gunicorn",
+        "moto",
+    }
+)
 
 
 class _Blocker(importlib.abc.MetaPathFinder):

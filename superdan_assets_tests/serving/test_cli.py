@@ -27,9 +27,7 @@ def test_a_subcommand_is_required(capsys):
     assert "serve" in capsys.readouterr().err
 
 
-def test_a_platform_command_without_the_platform_extra_says_how_to_install_it(
-    monkeypatch, capsys
-):
+def test_a_platform_command_without_the_platform_extra_says_how_to_install_it(monkeypatch, capsys):
     # A base-only install (the container's): importing psutil fails.
     monkeypatch.setitem(sys.modules, "psutil", None)
     monkeypatch.delitem(sys.modules, "superdan_assets.deploy.processes", raising=False)

@@ -17,7 +17,8 @@ def _copied_sources() -> set[str]:
 
 def test_every_copied_path_exists_and_is_not_dockerignored():
     ignored = {
-        line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        line.strip()
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
     for source in _copied_sources():

@@ -26,8 +26,13 @@ def risk_model_dir(tmp_path_factory) -> tuple[Path, dict[str, pd.DataFrame]]:
     root = tmp_path_factory.mktemp("risk")
     model_dir = write_fixture_model(root / "model")
     rows = generate_rows(start="2016-01-01", days=135, n_blocks=144, seed=9)
-    config = TrainingConfig(train_years=0.3, train_step=7, target_days=7, zero_fraction=0.5,
-                            params={"n_estimators": 20, "num_leaves": 7, "min_child_samples": 10})
+    config = TrainingConfig(
+        train_years=0.3,
+        train_step=7,
+        target_days=7,
+        zero_fraction=0.5,
+        params={"n_estimators": 20, "num_leaves": 7, "min_child_samples": 10},
+    )
     model = train_street_risk(rows, "2016-05-01", config, n_jobs=1)
     risk_dir = model_dir / "street_risk"
     save_street_risk(model, risk_dir, "2016-05-01", {}, True, "test")
@@ -48,7 +53,9 @@ def risk_server(risk_model_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("risk-log") / "server.log"
     running = start_server(
         ["serve", "--model-dir", str(model_dir), "--port", str(port), "--workers", "1"],
-        port, log, server_env(SAGEMAKER_MAX_PAYLOAD_IN_MB="0.05"),
+        port,
+        log,
+        server_env(SAGEMAKER_MAX_PAYLOAD_IN_MB="0.05"),
     )
     yield running
     stop_server(running)
@@ -56,8 +63,9 @@ def risk_server(risk_model_dir, tmp_path_factory):
 
 def test_get_top_places_of_a_day(risk_server, risk_model_dir):
     _, forecasts = risk_model_dir
-    answer = requests.get(f"{risk_server.url}/risk",
-                          params={"date": DAYS[0], "type": "theft", "top": 5}, timeout=10)
+    answer = requests.get(
+        f"{risk_server.url}/risk", params={"date": DAYS[0], "type": "theft", "top": 5}, timeout=10
+    )
     assert answer.status_code == 200, answer.text
     body = answer.json()
     expected = forecasts[DAYS[0]].query("crime_type == 'theft'").nsmallest(5, "rank")
@@ -81,8 +89,9 @@ def test_points_get_their_block_risk(risk_server, risk_model_dir):
         {"latitude": target["latitude"] + 0.0003, "longitude": target["longitude"]},  # ~33 m off
         {"lat": 41.0, "lon": -87.0},  # far from every block
     ]
-    answer = requests.post(f"{risk_server.url}/risk", json={"date": DAYS[1], "points": points},
-                           timeout=10)
+    answer = requests.post(
+        f"{risk_server.url}/risk", json={"date": DAYS[1], "points": points}, timeout=10
+    )
     assert answer.status_code == 200, answer.text
     near, far = answer.json()["risks"]
     assert near["place"] == target["unit"]
@@ -117,17 +126,37 @@ def test_get_client_errors_are_4xx_with_a_reason(risk_server, params, status, wo
     [
         (b"{not json", {"Content-Type": "application/json"}, 400, "not valid UTF-8 JSON"),
         (b"[]", {"Content-Type": "application/json"}, 400, "points"),
-        (b'{"points": [{"latitude": "abc", "longitude": 1}]}',
-         {"Content-Type": "application/json"}, 400, "invalid point"),
-        (b'{"points": [{"latitude": 91, "longitude": 1}]}',
-         {"Content-Type": "application/json"}, 400, "invalid point"),
-        (b'{"date": 5, "points": [{"latitude": 41, "longitude": -87}]}',
-         {"Content-Type": "application/json"}, 400, "date"),
+        (
+            b'{"points": [{"latitude": "abc", "longitude": 1}]}',
+            {"Content-Type": "application/json"},
+            400,
+            "invalid point",
+        ),
+        (
+            b'{"points": [{"latitude": 91, "longitude": 1}]}',
+            {"Content-Type": "application/json"},
+            400,
+            "invalid point",
+        ),
+        (
+            b'{"date": 5, "points": [{"latitude": 41, "longitude": -87}]}',
+            {"Content-Type": "application/json"},
+            400,
+            "date",
+        ),
         (b"latitude,longitude\n41,-87\n", {"Content-Type": "text/csv"}, 415, "application/json"),
-        (b'[{"latitude": 41, "longitude": -87}]',
-         {"Content-Type": "application/json", "Accept": "text/csv"}, 406, "application/json"),
-        (b"[" + b'{"latitude": 41.8, "longitude": -87.7},' * 2000 + b"{}]",
-         {"Content-Type": "application/json"}, 413, "limit"),
+        (
+            b'[{"latitude": 41, "longitude": -87}]',
+            {"Content-Type": "application/json", "Accept": "text/csv"},
+            406,
+            "application/json",
+        ),
+        (
+            b"[" + b'{"latitude": 41.8, "longitude": -87.7},' * 2000 + b"{}]",
+            {"Content-Type": "application/json"},
+            413,
+            "limit",
+        ),
     ],
 )
 def test_post_client_errors_are_4xx_with_a_reason(risk_server, body, headers, status, words):
@@ -156,7 +185,9 @@ def test_a_tampered_risk_artifact_is_refused_and_the_classifier_still_serves(
     port = free_port()
     running = start_server(
         ["serve", "--model-dir", str(model_dir), "--port", str(port), "--workers", "1"],
-        port, tmp_path / "server.log", server_env(SUPERDAN_RISK_DIR=str(tampered)),
+        port,
+        tmp_path / "server.log",
+        server_env(SUPERDAN_RISK_DIR=str(tampered)),
     )
     try:
         answer = requests.get(f"{running.url}/risk", timeout=10)

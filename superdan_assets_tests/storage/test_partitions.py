@@ -19,7 +19,9 @@ def test_split_by_day_writes_empty_days_and_refuses_strays():
     frame = _frame(["2018-01-01 00:00", "2018-01-01 23:59:59", "2018-01-03 12:00"])
     parts = split_by_day(frame, "date", ["2018-01-01", "2018-01-02", "2018-01-03"])
     assert {k: len(v) for k, v in parts.items()} == {
-        "2018-01-01": 2, "2018-01-02": 0, "2018-01-03": 1,
+        "2018-01-01": 2,
+        "2018-01-02": 0,
+        "2018-01-03": 1,
     }
     with pytest.raises(ValueError, match=r"outside the partitions.*2018-01-03"):
         split_by_day(frame, "date", ["2018-01-01", "2018-01-02"])

@@ -10,8 +10,9 @@ from superdan_assets.storage.registry import ModelNotFound, ModelRegistry
 
 def _artifact(tmp_path, version):
     model = DummyClassifier(strategy="prior").fit([[0], [1], [1]], [0, 1, 1])
-    return tmp_path / version, save_model(model, {"version": version, "threshold": 0.5},
-                                          tmp_path / version)
+    return tmp_path / version, save_model(
+        model, {"version": version, "threshold": 0.5}, tmp_path / version
+    )
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -150,7 +150,11 @@ def numeric_drift(
 
     if config.numeric_statistic == "psi" and kind != PREDICTION:
         statistic, score, thr, noise, effective = (
-            "psi", p, config.psi_threshold, noise_psi, effective_psi
+            "psi",
+            p,
+            config.psi_threshold,
+            noise_psi,
+            effective_psi,
         )
     else:
         statistic, score, thr, noise, effective = "wasserstein", w, threshold, noise_w, effective_w

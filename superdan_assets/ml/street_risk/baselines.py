@@ -33,8 +33,8 @@ class BaselineScorer:
         self.events = events
         self.kernel_config = kernel or KernelConfig()
         k = self.kernel_config
-        self.kernel = matrix if matrix is not None else kernel_matrix(
-            units, k.radius_m, k.distance_unit_m
+        self.kernel = (
+            matrix if matrix is not None else kernel_matrix(units, k.radius_m, k.distance_unit_m)
         )
 
     def scores(self, day: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:

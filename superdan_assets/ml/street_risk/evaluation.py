@@ -32,7 +32,9 @@ def method_order(forecast: pd.DataFrame, method: str) -> np.ndarray:
     return baseline_order(forecast, method)
 
 
-def day_scores(forecast: pd.DataFrame, day_rows: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+def day_scores(
+    forecast: pd.DataFrame, day_rows: pd.DataFrame
+) -> dict[str, dict[str, dict[str, float]]]:
     """Hit rate per crime type, method and share of one day's forecast against that day's rows
     (NaN when the day had no crime of the type)."""
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -86,7 +88,9 @@ class Scoreboard:
                 best = max(BASELINES, key=lambda b: entry[b]["pai"])
                 entry["best_baseline"] = best
                 base = entry[best]["pai"]
-                entry["pai_ratio_vs_best_baseline"] = round(entry["model"]["pai"] / base, 4) if base else None
+                entry["pai_ratio_vs_best_baseline"] = (
+                    round(entry["model"]["pai"] / base, 4) if base else None
+                )
                 out[crime_type][share_key(share)] = entry
         return out
 

@@ -80,7 +80,9 @@ def forecast_day(
     return pd.concat(frames, ignore_index=True)
 
 
-def _frame(units: Units, number: int, day, crime_type: str, expected, baseline_scores) -> pd.DataFrame:
+def _frame(
+    units: Units, number: int, day, crime_type: str, expected, baseline_scores
+) -> pd.DataFrame:
     n = len(units)
     tie_break = baseline_scores["all_history"][0]
     order = top_units(expected, n, tie_break)
@@ -114,7 +116,9 @@ def baseline_order(forecast: pd.DataFrame, baseline: str) -> np.ndarray:
     return top_units(forecast[baseline].to_numpy(), len(forecast), forecast[tie].to_numpy())
 
 
-def actual_counts(forecast: pd.DataFrame, day_rows: pd.DataFrame, crime_type: str) -> tuple[np.ndarray, int]:
+def actual_counts(
+    forecast: pd.DataFrame, day_rows: pd.DataFrame, crime_type: str
+) -> tuple[np.ndarray, int]:
     """The day's crimes of ``crime_type`` per forecast row (one crime type), and how many of
     that day's crimes fell on no forecast unit (a new block, or no location)."""
     label = CRIME_TYPES[crime_type]

@@ -31,12 +31,18 @@ def risk_map_png(forecast: pd.DataFrame, flag_column: str = FLAG_COLUMN, title: 
     FigureCanvasAgg(figure)
     for i, crime_type in enumerate(types):
         ax = figure.add_subplot(1, len(types), i + 1)
-        one = forecast[forecast["crime_type"] == crime_type].dropna(subset=["latitude", "longitude"])
+        one = forecast[forecast["crime_type"] == crime_type].dropna(
+            subset=["latitude", "longitude"]
+        )
         ax.scatter(one["longitude"], one["latitude"], s=1, c="#d0d0d0", linewidths=0)
         flagged = one[one[flag_column]].sort_values("probability")
         points = ax.scatter(
-            flagged["longitude"], flagged["latitude"], s=10, c=flagged["probability"],
-            cmap="inferno_r", linewidths=0,
+            flagged["longitude"],
+            flagged["latitude"],
+            s=10,
+            c=flagged["probability"],
+            cmap="inferno_r",
+            linewidths=0,
         )
         if len(flagged):
             figure.colorbar(points, ax=ax, shrink=0.6, label="P(at least one)")
@@ -78,7 +84,15 @@ def top_table(forecast: pd.DataFrame, n: int = 20) -> pd.DataFrame:
     for crime_type in CRIME_TYPES:
         one = forecast[forecast["crime_type"] == crime_type].nsmallest(n, "rank")
         parts.append(one)
-    columns = ["crime_type", "rank", "unit", "expected_count", "probability", "latitude", "longitude"]
+    columns = [
+        "crime_type",
+        "rank",
+        "unit",
+        "expected_count",
+        "probability",
+        "latitude",
+        "longitude",
+    ]
     return pd.concat(parts, ignore_index=True)[columns]
 
 
@@ -131,7 +145,9 @@ def risk_map_html(forecast: pd.DataFrame, flag_column: str = FLAG_COLUMN, title:
     folium.LayerControl(collapsed=False).add_to(fmap)
     if title:
         fmap.get_root().html.add_child(
-            folium.Element(f"<h3 style='position:absolute;z-index:1000;left:60px'>{_html(title)}</h3>")
+            folium.Element(
+                f"<h3 style='position:absolute;z-index:1000;left:60px'>{_html(title)}</h3>"
+            )
         )
     return self_contained(fmap.get_root().render())
 
