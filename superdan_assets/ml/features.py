@@ -437,8 +437,8 @@ class IncidentFeatures(TransformerMixin, BaseEstimator):
     history_lag_days:
         Training rows see only history older than this many days (0: everything strictly
         earlier). Meant to mimic the gap between training and scoring. The default (0) is the
-        committed selection's value (``ml/selections/chicago.json``); the selection did not
-        search this option (an earlier look on 2018 found no gain), so treat it as untested.
+        committed selection's: its second round tried 182 days (+0.0009 mean validation
+        PR-AUC on 2015-2017, under the 0.001 an option must gain).
     learn_location_vocabulary:
         Learn the renames of location wordings inside the training window and map unseen
         wordings to the known ones they restate (:mod:`superdan_assets.ml.vocabulary`).

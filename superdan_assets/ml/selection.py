@@ -14,9 +14,11 @@ The protocol, and why:
 * **A staged search** (coordinate descent): one option family at a time (history keys, then
   categorical columns, then boosting, then recency), each option applied alone on top of the
   current incumbent. A full grid of the same options would be ~150 candidates, about 2 hours of
-  fitting per fold on this machine; staged it is 11. (A slower learning rate with more trees
-  was left out: it costs 1.7 fits per fold, more than the shared machine had time for.) Families are searched in the order in
+  fitting per fold on this machine; staged it is 11. Families are searched in the order in
   which they shape the inputs (features before the learner before the rows' weights).
+* **Rounds.** A second round (:func:`follow_up`, :data:`FOLLOW_UP_STAGES`) starts from the first
+  round's winner and searches the options the first left alone, on the same folds; its record
+  names the round it continued (``continued_from``).
 * **The rule.** Candidates are ranked by mean validation PR-AUC over the folds. An option
   replaces the incumbent only when it gains more than ``min_gain`` (0.001): differences below
   that are within fold-to-fold noise, and the incumbent is the choice already tested longest.
