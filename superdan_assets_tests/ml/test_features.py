@@ -243,7 +243,9 @@ def test_categories_are_fixed_at_fit_and_unseen_values_are_missing():
             ]
         )
     )
-    features = IncidentFeatures(min_category_count=1).fit(rows, rows["label"])
+    features = IncidentFeatures(
+        min_category_count=1, categorical_columns=("location_description", "district")
+    ).fit(rows, rows["label"])
     one = features.transform(canonical([incident(location_description="RESIDENCE - GARAGE")]))
     unseen = features.transform(
         canonical([incident(location_description="SPACESHIP", district="099")])
