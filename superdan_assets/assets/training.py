@@ -317,7 +317,9 @@ def build_crime_model(city: City):
                 "threshold_chosen_on": "{start}..{end}".format(
                     **manifest["threshold_policy"]["slice_window"]
                 ),
-                "threshold_target_recall": float(manifest["threshold_policy"]["target_recall"]),
+                "threshold_target_recall": round(
+                    float(manifest["threshold_policy"]["target_recall"]), 6
+                ),
                 "f1_at_threshold": float(model_metrics["at_threshold"]["f1"]),
                 "roc_auc": float(model_metrics["roc_auc"]),
                 "pr_auc": float(model_metrics["pr_auc"]),
