@@ -218,3 +218,43 @@ def test_the_storage_folder_of_the_asset_is_served_as_is(risk_model_dir, tmp_pat
     (root / "models" / "production.json").write_text(json.dumps({"version": "../x"}))
     with pytest.raises(Exception, match="invalid version"):
         RiskService(root)
+
+
+def test_a_bundle_pointing_at_live_forecasts_serves_a_day_written_after_it_started(
+    risk_model_dir, tmp_path
+):
+    """The real server on a bundle with ``live.json``: the next morning's forecast is served
+    as soon as it is written, named for the model that made it; a day removed is a 404."""
+    import json
+
+    from superdan_assets.serving.risk import LIVE_POINTER, MODEL_VERSION_METADATA
+
+    model_dir, forecasts = risk_model_dir
+    bundle = tmp_path / "bundle"
+    shutil.copytree(model_dir, bundle)
+    live = tmp_path / "storage" / "street_risk" / "forecasts"
+    shutil.copytree(model_dir / "street_risk" / "forecasts", live)
+    (bundle / "street_risk" / LIVE_POINTER).write_text(json.dumps({"forecasts": str(live)}))
+    port = free_port()
+    running = start_server(
+        ["serve", "--model-dir", str(bundle), "--port", str(port), "--workers", "1"],
+        port,
+        tmp_path / "server.log",
+        server_env(),
+    )
+    try:
+        latest = requests.get(f"{running.url}/risk", timeout=10).json()
+        assert latest["date"] == DAYS[-1]
+        later = forecasts[DAYS[-1]].assign(day=pd.Timestamp("2016-05-12"))
+        (live / "2016-05-12.parquet").write_bytes(
+            frame_to_parquet_bytes(later, {MODEL_VERSION_METADATA: "sr-next-morning"})
+        )
+        answer = requests.get(f"{running.url}/risk", params={"top": 3}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["date"] == "2016-05-12"
+        assert answer.json()["model_version"] == "sr-next-morning"
+        (live / "2016-05-12.parquet").unlink()
+        gone = requests.get(f"{running.url}/risk", params={"date": "2016-05-12"}, timeout=10)
+        assert gone.status_code == 404 and "available" in gone.json()["error"]
+    finally:
+        stop_server(running)
