@@ -14,30 +14,11 @@ from superdan_assets.ml.schema import SchemaError, check_canonical
 from superdan_assets.sources import export
 from superdan_assets.sources.base import CrimeSource, SourceError
 from superdan_assets.sources.export import ExportSource
+from superdan_assets_tests.datagen import EXPORT_HEADER
 from superdan_assets_tests.sources.conftest import shared_file
 
-BASE_HEADER = [
-    "ID",
-    "Case Number",
-    "Date",
-    "Block",
-    "IUCR",
-    "Primary Type",
-    "Description",
-    "Location Description",
-    "Arrest",
-    "Domestic",
-    "Beat",
-    "District",
-    "Ward",
-    "Community Area",
-    "FBI Code",
-    "X Coordinate",
-    "Y Coordinate",
-    "Updated On",
-    "Latitude",
-    "Longitude",
-]
+#: The archive export's shape (the bulk files in ../shared/data).
+BASE_HEADER = list(EXPORT_HEADER)
 #: The live export's shape: ``Year`` after the coordinates and ``Location`` at the end.
 LIVE_HEADER = [*BASE_HEADER[:17], "Year", *BASE_HEADER[17:], "Location"]
 
