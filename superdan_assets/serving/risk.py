@@ -92,7 +92,7 @@ class RiskService:
             )
         self.version = str(self.manifest["version"])
         self.forecasts = _forecast_folder(self.directory)
-        self._cache: OrderedDict[str, _Day] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[tuple[int, int, int], _Day]] = OrderedDict()
         self._cache_days = cache_days
         self._lock = threading.Lock()
 
@@ -116,13 +116,23 @@ class RiskService:
                 404,
                 f"no street-risk forecast for {date}; available {available[0]}..{available[-1]}",
             )
+        # Keyed by the file's identity too: a day forecast again (a re-run of the asset
+        # replaces the file, so its inode and time change) is read afresh, not from the cache.
+        try:
+            stat = (self.forecasts / f"{date}.parquet").stat()
+            stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            raise ClientError(
+                404, f"the street-risk forecast for {date} was just removed"
+            ) from None
         with self._lock:
-            if date in self._cache:
+            cached = self._cache.get(date)
+            if cached is not None and cached[0] == stamp:
                 self._cache.move_to_end(date)
-                return date, self._cache[date]
+                return date, cached[1]
         day = self._load(date)
         with self._lock:
-            self._cache[date] = day
+            self._cache[date] = (stamp, day)
             while len(self._cache) > self._cache_days:
                 self._cache.popitem(last=False)
         return date, day

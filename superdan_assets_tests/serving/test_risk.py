@@ -253,6 +253,12 @@ def test_a_bundle_pointing_at_live_forecasts_serves_a_day_written_after_it_start
         assert answer.status_code == 200, answer.text
         assert answer.json()["date"] == "2016-05-12"
         assert answer.json()["model_version"] == "sr-next-morning"
+        # The asset run again for that day: the new file is served, not the cached one.
+        (live / "2016-05-12.parquet").write_bytes(
+            frame_to_parquet_bytes(later, {MODEL_VERSION_METADATA: "sr-rerun"})
+        )
+        again = requests.get(f"{running.url}/risk", params={"date": "2016-05-12"}, timeout=10)
+        assert again.json()["model_version"] == "sr-rerun"
         (live / "2016-05-12.parquet").unlink()
         gone = requests.get(f"{running.url}/risk", params={"date": "2016-05-12"}, timeout=10)
         assert gone.status_code == 404 and "available" in gone.json()["error"]
