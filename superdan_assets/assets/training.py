@@ -83,26 +83,19 @@ def city_model_params(spec: CitySpec, overrides: dict) -> tuple[dict, str]:
     Why the spec names it: a selection is measured on one city's history; a city with years of
     its own should not be trained with Chicago's choices once it has made its own.
     """
-    from superdan_assets.ml.selected import DEFAULT_SELECTION, load_selection
-
-    def described(record: dict, name: str) -> str:
-        winner = record["winner"]
-        return (
-            f"{name} (winner {winner['name']}, validation PR-AUC {winner['mean_pr_auc']:.4f}, "
-            f"cutoff {str(record['cutoff'])[:10]})"
-        )
+    from superdan_assets.ml.selected import DEFAULT_SELECTION, describe_selection, load_selection
 
     path = spec.selection_path()
     if path is None:
-        packaged = described(load_selection(DEFAULT_SELECTION), "packaged Chicago selection")
-        return dict(overrides), packaged
+        packaged = load_selection(DEFAULT_SELECTION)
+        return dict(overrides), describe_selection(packaged, "packaged Chicago selection")
     try:
         record = load_selection(path)
     except (FileNotFoundError, ValueError) as exc:
         raise ValueError(
             f"city {spec.name}: [model] selection in {spec.spec_path or 'its spec'}: {exc}"
         ) from None
-    return {**record["winner"]["params"], **overrides}, described(record, str(path))
+    return {**record["winner"]["params"], **overrides}, describe_selection(record, str(path))
 
 
 def training_window(

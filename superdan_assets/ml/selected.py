@@ -73,3 +73,12 @@ def check_selection_before(record: dict[str, Any], test_start: str | pd.Timestam
 def selected_params(path: str | Path = DEFAULT_SELECTION) -> dict[str, Any]:
     """The winner's model parameters (without thread count), as the selection measured them."""
     return dict(load_selection(path)["winner"]["params"])
+
+
+def describe_selection(record: dict[str, Any], name: str) -> str:
+    """One line for the UI and logs: ``name`` with the record's winner, score and cutoff."""
+    winner = record["winner"]
+    return (
+        f"{name} (winner {winner['name']}, validation PR-AUC {winner['mean_pr_auc']:.4f}, "
+        f"cutoff {str(record['cutoff'])[:10]})"
+    )
